@@ -1,0 +1,71 @@
+"""mlmagic: the machine-learning lifecycle (connect, track, compare, register, deploy) from a
+notebook, as IPython magics backed by plain functions.
+
+``%load_ext mlmagic`` registers the magics and imports nothing heavy; MLflow and the rest are
+imported on first use. The same work without IPython::
+
+    import mlmagic
+    mlmagic.connect()                      # the embedded default store
+    with mlmagic.track("baseline"):
+        mlflow.log_metric("rmse", 0.8)
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+_PUBLIC = {
+    "connect": "mlmagic.core",
+    "track": "mlmagic.core",
+    "runs": "mlmagic.core",
+    "last_run": "mlmagic.core",
+    "status": "mlmagic.core",
+    "set_experiment": "mlmagic.core",
+    "MlmagicError": "mlmagic.errors",
+}
+__all__ = ["load_ipython_extension", "unload_ipython_extension", *_PUBLIC]
+
+
+def __getattr__(name: str):
+    if name in _PUBLIC:
+        import importlib
+
+        return getattr(importlib.import_module(_PUBLIC[name]), name)
+    raise AttributeError(f"module 'mlmagic' has no attribute '{name}'")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_PUBLIC))
+
+
+def load_ipython_extension(ipython) -> None:
+    """Register every mlmagic magic in ``ipython`` (``%load_ext mlmagic``); safe to repeat."""
+    from mlmagic.magics import MlMagic
+
+    magics = MlMagic(shell=ipython, parent=ipython)
+    ipython.register_magics(magics)
+    ipython.configurables[:] = [c for c in ipython.configurables if not isinstance(c, MlMagic)]
+    ipython.configurables.append(magics)
+    _warn_if_config_is_broken()
+
+
+def unload_ipython_extension(ipython) -> None:
+    """Remove the magics that ``load_ipython_extension`` registered."""
+    from mlmagic.magics import MlMagic
+
+    for kind, names in MlMagic.magics.items():
+        for name in names:
+            ipython.magics_manager.magics[kind].pop(name, None)
+    ipython.magics_manager.registry.pop(MlMagic.__name__, None)
+    ipython.configurables[:] = [c for c in ipython.configurables if not isinstance(c, MlMagic)]
+
+
+def _warn_if_config_is_broken() -> None:
+    from mlmagic.core.config import resolve_settings
+    from mlmagic.core.display import notify
+    from mlmagic.errors import ConfigError
+
+    try:
+        resolve_settings()
+    except ConfigError as error:
+        notify(f"{error} The magics are loaded; %aml_connect works once the file is fixed.")

@@ -1,0 +1,44 @@
+"""Tracking backends, one module each, chosen by the tracking URI.
+
+A backend module has ``handles(uri) -> bool`` and ``open(uri, timeout) -> Backend``. ``open``
+checks that the store can be used and raises an :class:`~mlmagic.errors.MlmagicError` if not;
+it changes no global state. Adding a backend (Azure ML comes next) is adding a module to
+``BACKENDS`` ahead of the catch-all ``local``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from types import ModuleType
+
+
+@dataclass(frozen=True)
+class Backend:
+    """A tracking store that answered: its kind, its URI and where its web UI is."""
+
+    name: str
+    tracking_uri: str
+    ui_url: str | None = None
+    run_path: str = "#/experiments/{experiment_id}/runs/{run_id}"
+    ui_hint: str | None = None
+
+    def run_url(self, experiment_id: str, run_id: str) -> str | None:
+        """The web UI address of one run, where this backend has a UI."""
+        if not self.ui_url:
+            return None
+        path = self.run_path.format(experiment_id=experiment_id, run_id=run_id)
+        return f"{self.ui_url.rstrip('/')}/{path}"
+
+
+def _modules() -> list[ModuleType]:
+    from mlmagic.backends import databricks, local, server
+
+    return [databricks, server, local]
+
+
+def open_backend(uri: str, timeout: float) -> Backend:
+    """Check the store at ``uri`` with the backend that handles it, and describe it."""
+    for module in _modules():
+        if module.handles(uri):
+            return module.open(uri, timeout)
+    raise AssertionError("the local backend handles every URI")

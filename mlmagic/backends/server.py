@@ -1,0 +1,71 @@
+"""Any MLflow tracking server over HTTP(S)."""
+
+from __future__ import annotations
+
+from mlmagic.backends import Backend
+from mlmagic.core.secrets import redact_uri
+from mlmagic.errors import ConnectionFailed
+
+PROBE_ENDPOINT = "/api/2.0/mlflow/experiments/search"
+
+
+def handles(uri: str) -> bool:
+    """HTTP and HTTPS tracking URIs."""
+    return uri.lower().startswith(("http://", "https://"))
+
+
+def open(uri: str, timeout: float) -> Backend:
+    """Check at once, with a short timeout, that an MLflow server answers at ``uri``."""
+    from mlflow.utils.credentials import get_default_host_creds
+
+    probe_rest_api(get_default_host_creds(uri), redact_uri(uri), timeout)
+    return Backend("mlflow server", uri, ui_url=uri)
+
+
+def probe_rest_api(host_creds, shown_uri: str, timeout: float) -> None:
+    """Ask the MLflow REST API for one experiment, without retries; explain any failure."""
+    import requests
+    from mlflow.exceptions import MlflowException
+    from mlflow.utils.rest_utils import http_request
+
+    connect_timeout = min(3.0, timeout / 2)
+    try:
+        response = http_request(
+            host_creds, PROBE_ENDPOINT, "GET", params={"max_results": 1},
+            max_retries=0, timeout=(connect_timeout, timeout - connect_timeout),
+            raise_on_status=False,
+        )
+    except MlflowException as error:
+        cause = error.__cause__ or error.__context__
+        if isinstance(cause, requests.exceptions.Timeout):
+            reason = f"no answer within {timeout:g} s"
+        elif isinstance(cause, requests.exceptions.SSLError):
+            reason = "its TLS certificate is not trusted (set REQUESTS_CA_BUNDLE)"
+        elif isinstance(cause, requests.exceptions.ConnectionError):
+            reason = "connection refused or host not found"
+        else:
+            reason = str(error).splitlines()[0]
+        raise ConnectionFailed(
+            f"cannot reach the MLflow server at {shown_uri} ({reason}). "
+            "Start the server or check the URI."
+        ) from None
+    _check_status(response.status_code, shown_uri)
+
+
+def _check_status(status: int, shown_uri: str) -> None:
+    if status == 200:
+        return
+    if status in (401, 403):
+        raise ConnectionFailed(
+            f"the MLflow server at {shown_uri} refused the credentials (HTTP {status}). "
+            "Set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD, or MLFLOW_TRACKING_TOKEN."
+        )
+    if status == 404:
+        raise ConnectionFailed(
+            f"{shown_uri} answered, but not as an MLflow tracking server (HTTP 404). "
+            "Give the server's base address, e.g. http://127.0.0.1:5000."
+        )
+    raise ConnectionFailed(
+        f"the MLflow server at {shown_uri} answered with HTTP {status}. "
+        "Check the server's log, then connect again."
+    )

@@ -1,0 +1,79 @@
+"""Where the tracking target comes from when ``connect()`` is given none.
+
+Order: ``MLMAGIC_TRACKING_URI``, ``MLFLOW_TRACKING_URI``, a config file (``[tool.mlmagic]`` in
+a ``pyproject.toml`` of the working directory or a parent, else ``~/.mlmagic/config.toml``),
+then the embedded default. A config file may also name the experiment. Later backends (Azure)
+read their own keys from the same table.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mlmagic.errors import ConfigError
+
+URI_VARIABLES = ("MLMAGIC_TRACKING_URI", "MLFLOW_TRACKING_URI")
+KNOWN_KEYS = {"tracking_uri", "experiment"}
+EMBEDDED = "embedded default"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What to connect to, and where that choice came from."""
+
+    tracking_uri: str | None
+    experiment: str | None = None
+    origin: str = EMBEDDED
+    options: dict = field(default_factory=dict)
+
+
+def user_config_path() -> Path:
+    """The per-user config file, ``~/.mlmagic/config.toml``."""
+    return Path.home() / ".mlmagic" / "config.toml"
+
+
+def find_config(start: Path | None = None) -> tuple[Path, dict] | None:
+    """Find the nearest config: a pyproject.toml with ``[tool.mlmagic]``, else the user file."""
+    start = (start or Path.cwd()).resolve()
+    for folder in (start, *start.parents):
+        pyproject = folder / "pyproject.toml"
+        if pyproject.is_file():
+            table = _read_toml(pyproject).get("tool", {}).get("mlmagic")
+            if table is not None:
+                return pyproject, _checked(table, pyproject)
+    user_file = user_config_path()
+    if user_file.is_file():
+        return user_file, _checked(_read_toml(user_file), user_file)
+    return None
+
+
+def resolve_settings(start: Path | None = None) -> Settings:
+    """Resolve the tracking target from the environment, the config files and the default."""
+    found = find_config(start)
+    table = found[1] if found else {}
+    experiment = table.get("experiment")
+    for variable in URI_VARIABLES:
+        if os.environ.get(variable):
+            return Settings(os.environ[variable], experiment, variable, table)
+    if found and table.get("tracking_uri"):
+        return Settings(table["tracking_uri"], experiment, str(found[0]), table)
+    return Settings(None, experiment, EMBEDDED, table)
+
+
+def _read_toml(path: Path) -> dict:
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
+        raise ConfigError(f"cannot read {path}: {error}. Fix or remove that file.") from None
+
+
+def _checked(table: object, path: Path) -> dict:
+    if not isinstance(table, dict):
+        raise ConfigError(f"{path}: the mlmagic settings must be a table of key = value lines.")
+    for key in ("tracking_uri", "experiment"):
+        if key in table and not isinstance(table[key], str):
+            raise ConfigError(f"{path}: '{key}' must be a string, e.g. {key} = \"...\".")
+    return table

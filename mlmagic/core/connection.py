@@ -1,0 +1,123 @@
+"""Connecting to a tracking backend and choosing the experiment."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import replace
+from pathlib import Path
+
+from mlmagic.backends import open_backend
+from mlmagic.core.config import Settings, resolve_settings
+from mlmagic.core.display import card
+from mlmagic.core.secrets import redact_uri
+from mlmagic.core.state import STATE, Connection
+from mlmagic.errors import InvalidInput
+
+DEFAULT_TIMEOUT = 8.0
+DEFAULT_EXPERIMENT = "Default"
+
+
+def embedded_uri(folder: Path | None = None) -> str:
+    """The embedded default store: ``mlflow.db`` (SQLite) in the working directory.
+
+    Artifacts go to ``./mlruns`` beside it, as with MLflow's own default, so ``mlflow ui`` run
+    in that directory shows the same runs.
+    """
+    return f"sqlite:///{(folder or Path.cwd()).resolve() / 'mlflow.db'}"
+
+
+def connect(
+    uri: str | None = None,
+    *,
+    experiment: str | None = None,
+    timeout: float = DEFAULT_TIMEOUT,
+) -> Connection:
+    """Connect MLflow to a tracking backend and select an experiment (created if missing).
+
+    With no ``uri``: ``MLMAGIC_TRACKING_URI``, ``MLFLOW_TRACKING_URI``, the config file, then
+    the embedded default. A backend that cannot be used raises before anything changes.
+    """
+    settings = resolve_settings() if uri is None else Settings(uri.strip(), origin="argument")
+    if settings.tracking_uri == "":
+        raise InvalidInput("the tracking URI is empty. Give a URI, or nothing for the default.")
+    backend = open_backend(settings.tracking_uri or embedded_uri(), timeout)
+    name = (
+        experiment
+        or settings.experiment
+        or os.environ.get("MLFLOW_EXPERIMENT_NAME")
+        or DEFAULT_EXPERIMENT
+    )
+    experiment_id = _experiment_id(backend.tracking_uri, name, create=True)
+
+    import mlflow
+
+    mlflow.set_tracking_uri(backend.tracking_uri)
+    mlflow.set_experiment(experiment_id=experiment_id)
+    STATE.connection = Connection(backend, name, experiment_id, settings.origin)
+    return STATE.connection
+
+
+def current_connection() -> Connection | None:
+    """The connection in use, or None before the first ``connect()``."""
+    return STATE.connection
+
+
+def ensure_connected(experiment: str | None = None) -> Connection:
+    """The connection in use; connect with the defaults (and ``experiment``) if there is none."""
+    return STATE.connection or connect(experiment=experiment)
+
+
+def set_experiment(name: str) -> Connection:
+    """Make ``name`` the experiment of later runs, creating it if it does not exist."""
+    name = _checked_name(name)
+    connection = ensure_connected()
+    experiment_id = _experiment_id(connection.tracking_uri, name, create=True)
+
+    import mlflow
+
+    mlflow.set_experiment(experiment_id=experiment_id)
+    STATE.connection = replace(connection, experiment_name=name, experiment_id=experiment_id)
+    return STATE.connection
+
+
+def status():
+    """A summary of the current connection (or a note saying there is none)."""
+    if STATE.connection is None:
+        return card(
+            "mlmagic: not connected",
+            ("next", "%aml_connect (or mlmagic.connect()) to choose a tracking backend"),
+        )
+    return STATE.connection
+
+
+def experiment_id_of(name: str, *, create: bool = False) -> str:
+    """The id of the experiment ``name`` in the current store; NotFound unless ``create``."""
+    return _experiment_id(ensure_connected().tracking_uri, _checked_name(name), create=create)
+
+
+def _experiment_id(tracking_uri: str, name: str, *, create: bool) -> str:
+    from mlflow import MlflowClient
+
+    from mlmagic.errors import NotFound
+
+    client = MlflowClient(tracking_uri=tracking_uri)
+    found = client.get_experiment_by_name(name)
+    if found is not None:
+        if found.lifecycle_stage == "deleted":
+            raise InvalidInput(
+                f"the experiment '{name}' is deleted. Restore it in the MLflow UI "
+                "or choose another name."
+            )
+        return found.experiment_id
+    if not create:
+        raise NotFound(
+            f"no experiment named '{name}' in {redact_uri(tracking_uri)}. "
+            "Check the name, or list them with mlflow.search_experiments()."
+        )
+    return client.create_experiment(name)
+
+
+def _checked_name(name: str | None) -> str:
+    if not name or not name.strip():
+        raise InvalidInput("the experiment name is empty. Give a name, e.g. %aml_experiment churn.")
+    return name.strip()

@@ -1,0 +1,58 @@
+"""Output for people: one-line notices and small cards that render as HTML or text."""
+
+from __future__ import annotations
+
+import html
+import sys
+from dataclasses import dataclass
+
+
+def notify(message: str) -> None:
+    """Tell the user one thing, on one line, without interrupting the work."""
+    print(f"mlmagic: {message}", file=sys.stderr)
+
+
+@dataclass(frozen=True)
+class Card:
+    """A title and labelled rows; values that are web addresses render as links."""
+
+    title: str
+    rows: tuple[tuple[str, str], ...]
+
+    def _repr_html_(self) -> str:
+        cells = "".join(
+            f"<tr><th style='text-align:left;padding-right:1em'>{html.escape(label)}</th>"
+            f"<td style='text-align:left'>{_html_value(value)}</td></tr>"
+            for label, value in self.rows
+        )
+        return f"<div><b>{html.escape(self.title)}</b><table>{cells}</table></div>"
+
+    def __repr__(self) -> str:
+        width = max((len(label) for label, _ in self.rows), default=0)
+        lines = [self.title] + [f"  {label.ljust(width)}  {value}" for label, value in self.rows]
+        return "\n".join(lines)
+
+
+def card(title: str, *rows: tuple[str, object]) -> Card:
+    """Build a card, leaving out the rows whose value is None or empty."""
+    return Card(title, tuple((label, str(value)) for label, value in rows if value not in (None, "")))
+
+
+def format_duration(milliseconds: int | None) -> str:
+    """A short human duration: 850 ms, 12.3 s, 4 min 05 s."""
+    if milliseconds is None:
+        return ""
+    if milliseconds < 1000:
+        return f"{milliseconds} ms"
+    seconds = milliseconds / 1000
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, seconds = divmod(int(round(seconds)), 60)
+    return f"{minutes} min {seconds:02d} s"
+
+
+def _html_value(value: str) -> str:
+    escaped = html.escape(value)
+    if value.startswith(("http://", "https://")):
+        return f"<a href='{escaped}' target='_blank'>{escaped}</a>"
+    return escaped

@@ -1,0 +1,65 @@
+"""The one state object of a session: the current connection and the last tracked run.
+
+Magics and the panel read it through core functions; nothing else keeps a copy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from mlmagic.backends import Backend
+from mlmagic.core.display import card
+from mlmagic.core.secrets import redact_uri
+
+
+@dataclass(frozen=True)
+class Connection:
+    """Where tracking goes: the backend, the experiment, and where that choice came from."""
+
+    backend: Backend
+    experiment_name: str
+    experiment_id: str
+    origin: str
+
+    @property
+    def tracking_uri(self) -> str:
+        """The MLflow tracking URI (may hold credentials: show ``redact_uri`` of it)."""
+        return self.backend.tracking_uri
+
+    def run_url(self, run_id: str, experiment_id: str | None = None) -> str | None:
+        """The web UI address of a run of this connection, where there is a UI."""
+        return self.backend.run_url(experiment_id or self.experiment_id, run_id)
+
+    def _card(self):
+        ui = self.backend.ui_url
+        experiment_url = (
+            f"{ui.rstrip('/')}/#/experiments/{self.experiment_id}"
+            if ui and self.backend.name == "mlflow server" else ui
+        )
+        return card(
+            "mlmagic connection",
+            ("backend", self.backend.name),
+            ("tracking URI", redact_uri(self.tracking_uri)),
+            ("experiment", f"{self.experiment_name} (id {self.experiment_id})"),
+            ("from", self.origin),
+            ("UI", experiment_url),
+            ("UI command", self.backend.ui_hint),
+        )
+
+    def _repr_html_(self) -> str:
+        return self._card()._repr_html_()
+
+    def __repr__(self) -> str:
+        return repr(self._card())
+
+
+@dataclass
+class State:
+    """Mutable session state; there is exactly one, ``STATE``."""
+
+    connection: Connection | None = None
+    last_run_id: str | None = None
+    last_run_uri: str | None = None
+
+
+STATE = State()

@@ -1,0 +1,185 @@
+"""The IPython magics. Each one parses its line, calls :mod:`mlmagic.core`, and shows the result.
+
+Settings are traitlets, so ``%config MlMagic.default_experiment = "churn"`` works, as does
+``c.MlMagic.log_source = False`` in an IPython profile.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
+from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+from IPython.display import display
+from traitlets import Bool, Float, Int, Unicode
+
+
+@magics_class
+class MlMagic(Magics):
+    """Connect, track and list runs from a notebook."""
+
+    default_experiment = Unicode(
+        None, allow_none=True,
+        help="Experiment to select when %aml_connect (or the first %%track) names none.",
+    ).tag(config=True)
+    log_source = Bool(True, help="Log each tracked cell's source as the artifact cell.py.").tag(
+        config=True
+    )
+    show_summary = Bool(True, help="Show a run summary after each %%track cell.").tag(config=True)
+    max_runs = Int(1000, help="How many runs %aml_runs returns when --max is not given.").tag(
+        config=True
+    )
+    connect_timeout = Float(
+        8.0, help="Seconds to wait for a tracking server to answer when connecting."
+    ).tag(config=True)
+
+    @magic_arguments()
+    @argument("uri", nargs="?", help="tracking URI (http(s)://…, sqlite:///…, databricks); "
+              "default: MLMAGIC_TRACKING_URI, MLFLOW_TRACKING_URI, config file, embedded store")
+    @argument("-e", "--experiment", help="experiment to use (created if missing)")
+    @argument("--timeout", type=float, help="seconds to wait for the server to answer")
+    @line_magic
+    def aml_connect(self, line: str):
+        """Connect to a tracking backend: %aml_connect [URI] [--experiment NAME]."""
+        args = self._parse(self.aml_connect, line, "%aml_connect")
+        from mlmagic import core
+
+        return core.connect(
+            args.uri,
+            experiment=args.experiment or self.default_experiment,
+            timeout=args.timeout or self.connect_timeout,
+        )
+
+    @line_magic
+    def aml_experiment(self, line: str):
+        """Select the experiment of later runs, creating it if missing: %aml_experiment NAME."""
+        from mlmagic import core
+
+        self._ensure_connected()
+        return core.set_experiment(line)
+
+    @line_magic
+    def aml_status(self, line: str):
+        """Show the current connection: backend, tracking URI, experiment, UI link."""
+        from mlmagic import core
+
+        return core.status()
+
+    @magic_arguments()
+    @argument("-n", "--name", help="run name")
+    @argument("-e", "--experiment", help="experiment of this run (created if missing)")
+    @argument("-p", "--param", action="append", default=[], metavar="KEY=VALUE",
+              help="log a param (repeatable)")
+    @argument("-t", "--tag", action="append", default=[], metavar="KEY=VALUE",
+              help="set a tag (repeatable)")
+    @argument("-c", "--capture", default="", metavar="VAR[,VAR]",
+              help="after the cell, log these variables: numbers as metrics, scalars as params")
+    @argument("--autolog", action="store_true", help="turn on mlflow.autolog() for the cell")
+    @argument("--nested", action="store_true", help="track inside the active run")
+    @argument("--no-source", action="store_true", help="do not log the cell's source")
+    @cell_magic
+    def track(self, line: str, cell: str):
+        """Run the cell as an MLflow run; its mlflow.log_* calls write to that run."""
+        __tracebackhide__ = True  # the user's traceback starts in their cell, not here
+        args = self._parse(self.track, line, "%%track")
+        from mlmagic import core
+
+        options = dict(
+            name=args.name,
+            experiment=args.experiment,
+            params=core.parse_pairs(args.param, "--param"),
+            tags=core.parse_pairs(args.tag, "--tag"),
+            source=cell if self.log_source and not args.no_source else None,
+            capture=_variable_names(args.capture),
+            namespace=self.shell.user_ns,
+            autolog=args.autolog,
+            nested=args.nested,
+        )
+        code, last_expression = self._compile(cell)
+        self._ensure_connected()
+        started = False
+        try:
+            with core.track(**options):
+                started = True
+                exec(code, self.shell.user_global_ns, self.shell.user_ns)
+                if last_expression is not None:
+                    return eval(last_expression, self.shell.user_global_ns, self.shell.user_ns)
+        finally:
+            if started and self.show_summary:
+                self._show_last_run()
+
+    @magic_arguments()
+    @argument("-e", "--experiment", help="experiment name (default: the current one)")
+    @argument("-f", "--filter", help="MLflow filter, e.g. \"metrics.accuracy > 0.9\"")
+    @argument("-o", "--order-by", action="append", help="e.g. \"metrics.accuracy DESC\" "
+              "(repeatable)")
+    @argument("-m", "--max", type=int, help="most runs to return")
+    @line_magic
+    def aml_runs(self, line: str):
+        """The experiment's runs as a pandas DataFrame: df = %aml_runs [--filter …]."""
+        args = self._parse(self.aml_runs, line, "%aml_runs")
+        from mlmagic import core
+
+        self._ensure_connected()
+        return core.runs(
+            args.experiment,
+            filter_string=args.filter,
+            order_by=args.order_by,
+            max_results=self.max_runs if args.max is None else args.max,
+        )
+
+    def _ensure_connected(self) -> None:
+        from mlmagic import core
+
+        core.ensure_connected(self.default_experiment)
+
+    def _parse(self, magic, line: str, shown_name: str):
+        try:
+            args = parse_argstring(magic, line)
+        except UsageError as error:
+            raise UsageError(f"{error}. See {shown_name}? for the options.") from None
+        for name, value in vars(args).items():
+            if isinstance(value, str):
+                setattr(args, name, _unquote(value))
+            elif isinstance(value, list):
+                setattr(args, name, [_unquote(v) if isinstance(v, str) else v for v in value])
+        return args
+
+    def _compile(self, cell: str):
+        """Compile the cell as IPython would; split off a last expression to return its value."""
+        shell = self.shell
+        source = shell.transform_cell(cell)
+        tree = shell.transform_ast(shell.compile.ast_parse(source))
+        last = None
+        if tree.body and isinstance(tree.body[-1], ast.Expr):
+            last = ast.Expression(tree.body.pop().value)
+        filename = shell.compile.cache(source, shell.execution_count)
+        code = shell.compile(tree, filename, "exec")
+        return code, shell.compile(last, filename, "eval") if last else None
+
+    def _show_last_run(self) -> None:
+        from mlmagic import core
+        from mlmagic.core.display import notify
+
+        try:
+            display(core.run_summary(core.last_run()))
+        except Exception as error:
+            notify(f"the run is recorded, but its summary could not be shown: {error}")
+
+
+def _variable_names(text: str) -> list[str]:
+    names = [name for name in re.split(r"[,\s]+", text) if name]
+    bad = [name for name in names if not name.isidentifier()]
+    if bad:
+        from mlmagic.errors import InvalidInput
+
+        raise InvalidInput(f"--capture expects variable names, got {bad}. Example: --capture acc,loss")
+    return names
+
+
+def _unquote(value: str) -> str:
+    if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+        return value[1:-1]
+    return value
