@@ -96,6 +96,7 @@ class MlMagic(Magics):
             namespace=self.shell.user_ns,
             autolog=args.autolog,
             nested=args.nested,
+            quiet=self.show_summary,
         )
         code, last_expression = self._compile(cell)
         self._ensure_connected()

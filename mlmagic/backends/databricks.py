@@ -26,5 +26,5 @@ def open(uri: str, timeout: float) -> Backend:
     probe_rest_api(host_creds, host_creds.host, timeout)
     return Backend(
         "databricks", uri, ui_url=host_creds.host,
-        run_path="#mlflow/experiments/{experiment_id}/runs/{run_id}",
+        run_path="ml/experiments/{experiment_id}/runs/{run_id}",
     )

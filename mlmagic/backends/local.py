@@ -3,8 +3,11 @@ and file stores."""
 
 from __future__ import annotations
 
+import logging
+from contextlib import contextmanager
+
 from mlmagic.backends import Backend
-from mlmagic.core.secrets import redact_uri, scrub
+from mlmagic.core.secrets import error_line, redact_uri
 from mlmagic.errors import ConnectionFailed, InvalidInput
 
 
@@ -20,27 +23,38 @@ def open(uri: str, timeout: float) -> Backend:
 
     shown = redact_uri(uri)
     try:
-        client = MlflowClient(tracking_uri=uri)
+        with _quiet_schema_setup():
+            client = MlflowClient(tracking_uri=uri)
     except MlflowException as error:
+        scheme = uri.split(":", 1)[0] if "://" in uri else uri
         raise InvalidInput(
-            f"'{shown}' is not a tracking URI MLflow knows ({_first_line(error, uri)}). Use "
+            f"'{shown}' is not a tracking URI MLflow knows (scheme '{scheme}'). Use "
             "http(s)://host:port, sqlite:///path/to/mlflow.db, databricks, or nothing "
             "for the embedded default."
         ) from None
     except Exception as error:
         raise ConnectionFailed(
-            f"cannot open the MLflow store at {shown}: {_first_line(error, uri)}."
+            f"cannot open the MLflow store at {shown}: {error_line(error, uri)}."
         ) from None
     try:
         client.search_experiments(max_results=1)
     except Exception as error:
         raise ConnectionFailed(
-            f"cannot read the MLflow store at {shown}: {_first_line(error, uri)}. "
+            f"cannot read the MLflow store at {shown}: {error_line(error, uri)}. "
             "Check that the path or database exists and is readable."
         ) from None
     return Backend("local", uri, ui_hint=f"mlflow ui --backend-store-uri {shown}")
 
 
-def _first_line(error: Exception, uri: str) -> str:
-    text = getattr(error, "message", None) or str(error) or type(error).__name__
-    return scrub(text.strip().splitlines()[0], uri)
+@contextmanager
+def _quiet_schema_setup():
+    """Hide MLflow's INFO lines about creating the tables of a new SQLite store."""
+    loggers = [logging.getLogger(name) for name in ("mlflow.store.db.utils", "alembic")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, levels):
+            logger.setLevel(level)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import socket
+
 from mlmagic.backends import Backend
-from mlmagic.core.secrets import redact_uri
+from mlmagic.core.secrets import redact_uri, without_credentials
 from mlmagic.errors import ConnectionFailed
 
 PROBE_ENDPOINT = "/api/2.0/mlflow/experiments/search"
@@ -19,12 +21,11 @@ def open(uri: str, timeout: float) -> Backend:
     from mlflow.utils.credentials import get_default_host_creds
 
     probe_rest_api(get_default_host_creds(uri), redact_uri(uri), timeout)
-    return Backend("mlflow server", uri, ui_url=uri)
+    return Backend("mlflow server", uri, ui_url=without_credentials(uri))
 
 
 def probe_rest_api(host_creds, shown_uri: str, timeout: float) -> None:
     """Ask the MLflow REST API for one experiment, without retries; explain any failure."""
-    import requests
     from mlflow.exceptions import MlflowException
     from mlflow.utils.rest_utils import http_request
 
@@ -36,20 +37,37 @@ def probe_rest_api(host_creds, shown_uri: str, timeout: float) -> None:
             raise_on_status=False,
         )
     except MlflowException as error:
-        cause = error.__cause__ or error.__context__
-        if isinstance(cause, requests.exceptions.Timeout):
-            reason = f"no answer within {timeout:g} s"
-        elif isinstance(cause, requests.exceptions.SSLError):
-            reason = "its TLS certificate is not trusted (set REQUESTS_CA_BUNDLE)"
-        elif isinstance(cause, requests.exceptions.ConnectionError):
-            reason = "connection refused or host not found"
-        else:
-            reason = str(error).splitlines()[0]
         raise ConnectionFailed(
-            f"cannot reach the MLflow server at {shown_uri} ({reason}). "
+            f"cannot reach the MLflow server at {shown_uri} ({_reason(error, timeout)}). "
             "Start the server or check the URI."
         ) from None
     _check_status(response.status_code, shown_uri)
+
+
+def _reason(error: BaseException, timeout: float) -> str:
+    """Name the network failure buried in the chain of wrapped exceptions."""
+    chain = _exception_chain(error)
+    if any(isinstance(e, ConnectionRefusedError) for e in chain):
+        return "connection refused"
+    if any(isinstance(e, socket.gaierror) for e in chain):
+        return "host not found"
+    if any("SSL" in type(e).__name__ for e in chain):
+        return "its TLS certificate is not trusted; set REQUESTS_CA_BUNDLE"
+    if any("Timeout" in type(e).__name__ or isinstance(e, TimeoutError) for e in chain):
+        return f"no answer within {timeout:g} s"
+    return type(chain[-1]).__name__
+
+
+def _exception_chain(error: BaseException) -> list[BaseException]:
+    chain, pending = [], [error]
+    while pending:
+        current = pending.pop()
+        if current is None or current in chain:
+            continue
+        chain.append(current)
+        pending += [current.__cause__, current.__context__, getattr(current, "reason", None)]
+        pending += [arg for arg in current.args if isinstance(arg, BaseException)]
+    return chain
 
 
 def _check_status(status: int, shown_uri: str) -> None:

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import os
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from mlmagic.errors import ConfigError
 
 URI_VARIABLES = ("MLMAGIC_TRACKING_URI", "MLFLOW_TRACKING_URI")
-KNOWN_KEYS = {"tracking_uri", "experiment"}
 EMBEDDED = "embedded default"
 
 
@@ -50,14 +50,15 @@ def find_config(start: Path | None = None) -> tuple[Path, dict] | None:
     return None
 
 
-def resolve_settings(start: Path | None = None) -> Settings:
+def resolve_settings(start: Path | None = None, environ: Mapping[str, str] | None = None) -> Settings:
     """Resolve the tracking target from the environment, the config files and the default."""
+    environ = os.environ if environ is None else environ
     found = find_config(start)
     table = found[1] if found else {}
     experiment = table.get("experiment")
     for variable in URI_VARIABLES:
-        if os.environ.get(variable):
-            return Settings(os.environ[variable], experiment, variable, table)
+        if environ.get(variable):
+            return Settings(environ[variable], experiment, variable, table)
     if found and table.get("tracking_uri"):
         return Settings(table["tracking_uri"], experiment, str(found[0]), table)
     return Settings(None, experiment, EMBEDDED, table)

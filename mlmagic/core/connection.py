@@ -9,12 +9,13 @@ from pathlib import Path
 from mlmagic.backends import open_backend
 from mlmagic.core.config import Settings, resolve_settings
 from mlmagic.core.display import card
-from mlmagic.core.secrets import redact_uri
+from mlmagic.core.secrets import error_line, redact_uri
 from mlmagic.core.state import STATE, Connection
-from mlmagic.errors import InvalidInput
+from mlmagic.errors import ConnectionFailed, InvalidInput, NotFound
 
 DEFAULT_TIMEOUT = 8.0
 DEFAULT_EXPERIMENT = "Default"
+URI_VARIABLE = "MLFLOW_TRACKING_URI"
 
 
 def embedded_uri(folder: Path | None = None) -> str:
@@ -37,7 +38,10 @@ def connect(
     With no ``uri``: ``MLMAGIC_TRACKING_URI``, ``MLFLOW_TRACKING_URI``, the config file, then
     the embedded default. A backend that cannot be used raises before anything changes.
     """
-    settings = resolve_settings() if uri is None else Settings(uri.strip(), origin="argument")
+    if uri is None:
+        settings = resolve_settings(environ=_user_environment())
+    else:
+        settings = Settings(uri.strip(), origin="argument")
     if settings.tracking_uri == "":
         raise InvalidInput("the tracking URI is empty. Give a URI, or nothing for the default.")
     backend = open_backend(settings.tracking_uri or embedded_uri(), timeout)
@@ -51,7 +55,9 @@ def connect(
 
     import mlflow
 
+    users_own = _user_environment().get(URI_VARIABLE)
     mlflow.set_tracking_uri(backend.tracking_uri)
+    STATE.env_uri_written, STATE.env_uri_of_user = os.environ.get(URI_VARIABLE), users_own
     mlflow.set_experiment(experiment_id=experiment_id)
     STATE.connection = Connection(backend, name, experiment_id, settings.origin)
     return STATE.connection
@@ -95,26 +101,42 @@ def experiment_id_of(name: str, *, create: bool = False) -> str:
     return _experiment_id(ensure_connected().tracking_uri, _checked_name(name), create=create)
 
 
+def _user_environment() -> dict[str, str]:
+    """The environment as the user set it: without the MLFLOW_TRACKING_URI that MLflow wrote
+    for us on the last connect."""
+    environ = dict(os.environ)
+    if STATE.env_uri_written and environ.get(URI_VARIABLE) == STATE.env_uri_written:
+        environ.pop(URI_VARIABLE)
+        if STATE.env_uri_of_user:
+            environ[URI_VARIABLE] = STATE.env_uri_of_user
+    return environ
+
+
 def _experiment_id(tracking_uri: str, name: str, *, create: bool) -> str:
     from mlflow import MlflowClient
-
-    from mlmagic.errors import NotFound
+    from mlflow.exceptions import MlflowException
 
     client = MlflowClient(tracking_uri=tracking_uri)
-    found = client.get_experiment_by_name(name)
-    if found is not None:
-        if found.lifecycle_stage == "deleted":
-            raise InvalidInput(
-                f"the experiment '{name}' is deleted. Restore it in the MLflow UI "
-                "or choose another name."
-            )
-        return found.experiment_id
-    if not create:
+    try:
+        found = client.get_experiment_by_name(name)
+        if found is None and create:
+            return client.create_experiment(name)
+    except MlflowException as error:
+        raise ConnectionFailed(
+            f"the tracking store at {redact_uri(tracking_uri)} failed: "
+            f"{error_line(error, tracking_uri)}"
+        ) from None
+    if found is None:
         raise NotFound(
             f"no experiment named '{name}' in {redact_uri(tracking_uri)}. "
             "Check the name, or list them with mlflow.search_experiments()."
         )
-    return client.create_experiment(name)
+    if found.lifecycle_stage == "deleted":
+        raise InvalidInput(
+            f"the experiment '{name}' is deleted. Restore it in the MLflow UI "
+            "or choose another name."
+        )
+    return found.experiment_id
 
 
 def _checked_name(name: str | None) -> str:

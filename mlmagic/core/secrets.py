@@ -45,6 +45,13 @@ def redact_uri(uri: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
+def without_credentials(url: str) -> str:
+    """``url`` without its user-info and query, fit to show as a link."""
+    parts = urlsplit(url)
+    host = parts.netloc.rsplit("@", 1)[-1]
+    return urlunsplit((parts.scheme, host, parts.path, "", ""))
+
+
 def scrub(text: str, uri: str) -> str:
     """Remove from ``text`` the password and secret query values that ``uri`` carries."""
     parts = urlsplit(uri)
@@ -53,3 +60,9 @@ def scrub(text: str, uri: str) -> str:
     for value in hidden:
         text = text.replace(value, REDACTED)
     return text
+
+
+def error_line(error: BaseException, uri: str) -> str:
+    """The first line of an error's message, with the secrets of ``uri`` scrubbed out."""
+    text = getattr(error, "message", None) or str(error) or type(error).__name__
+    return scrub(text.strip().splitlines()[0], uri)

@@ -60,6 +60,10 @@ class State:
     connection: Connection | None = None
     last_run_id: str | None = None
     last_run_uri: str | None = None
+    # mlflow.set_tracking_uri also writes MLFLOW_TRACKING_URI (for child processes); these
+    # remember that value and the user's own one it replaced, so resolution still sees the latter.
+    env_uri_written: str | None = None
+    env_uri_of_user: str | None = None
 
 
 STATE = State()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numbers
+import os
 import time
 import traceback
 from collections.abc import Iterable, Iterator, Mapping
@@ -31,6 +32,7 @@ def track(
     namespace: Mapping[str, object] | None = None,
     autolog: bool = False,
     nested: bool = False,
+    quiet: bool = False,
 ) -> Iterator:
     """Run the block inside a new MLflow run and record its outcome.
 
@@ -38,7 +40,8 @@ def track(
     artifact ``cell.py``; ``capture`` names variables of ``namespace`` to log after the block
     (numbers as metrics, other scalars as params; secret-looking names never). The run ends
     FINISHED, FAILED (traceback logged, exception re-raised unchanged) or KILLED (on
-    KeyboardInterrupt), and no run that the block started is left active.
+    KeyboardInterrupt), and no run that the block started is left active. ``quiet`` leaves
+    out MLflow's own "View run" lines, for callers that show ``run_summary`` instead.
     """
     import mlflow
 
@@ -79,7 +82,8 @@ def track(
     finally:
         if autolog:
             mlflow.autolog(disable=True)
-        _end_run(run_id, outer.info.run_id if outer else None, status)
+        with _suppressed_run_links(quiet):
+            _end_run(run_id, outer.info.run_id if outer else None, status)
 
 
 def log_variables(names: Iterable[str], namespace: Mapping[str, object]) -> None:
@@ -153,6 +157,21 @@ def _end_run(run_id: str, outer_id: str | None, status: str) -> None:
         mlflow.end_run(status)
     else:  # the block ended our run itself; record the real outcome
         mlflow.MlflowClient().set_terminated(run_id, status, end_time=int(time.time() * 1000))
+
+
+@contextmanager
+def _suppressed_run_links(suppress: bool) -> Iterator[None]:
+    variable = "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"
+    before = os.environ.get(variable)
+    if suppress:
+        os.environ[variable] = "true"
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(variable, None)
+        else:
+            os.environ[variable] = before
 
 
 def _log_traceback(error: BaseException, run_id: str) -> None:

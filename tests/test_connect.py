@@ -1,0 +1,180 @@
+"""`%aml_connect`, `%aml_experiment`, `%aml_status`: the embedded default, any MLflow URI,
+the resolution order, and clear one-line errors that change nothing."""
+
+from __future__ import annotations
+
+import socket
+import time
+from pathlib import Path
+
+import mlflow
+import pytest
+from conftest import free_port, only_line
+
+from mlmagic.core.state import STATE
+
+
+def sqlite_uri(path: Path) -> str:
+    return f"sqlite:///{path}"
+
+
+def test_nothing_configured_connects_to_the_embedded_store_in_the_working_directory(
+    shell, workdir, capsys
+):
+    assert shell.run_cell("%aml_connect").success
+    shown = capsys.readouterr().out
+    assert "embedded default" in shown and "local" in shown
+    assert (workdir / "mlflow.db").is_file()
+    assert mlflow.get_tracking_uri() == sqlite_uri(workdir / "mlflow.db")
+    assert STATE.connection.experiment_name == "Default"
+
+    assert shell.run_cell("%%track --name first\nx = 1").success
+    run = mlflow.get_run(STATE.last_run_id)
+    assert Path(run.info.artifact_uri.removeprefix("file://")).is_relative_to(workdir / "mlruns")
+    assert (workdir / "mlruns").is_dir()
+
+
+def test_connect_returns_the_connection_with_html_and_text(shell):
+    connection = shell.run_line_magic("aml_connect", "--experiment churn")
+    html = connection._repr_html_()
+    assert "<table>" in html and "churn" in html
+    assert "churn" in repr(connection) and "mlflow ui --backend-store-uri" in repr(connection)
+
+
+def test_experiment_option_and_magic_create_and_select_the_experiment(shell, client):
+    shell.run_line_magic("aml_connect", "--experiment churn")
+    assert client().get_experiment_by_name("churn") is not None
+    shell.run_cell("%aml_experiment pricing model")
+    assert client().get_experiment_by_name("pricing model") is not None
+    assert STATE.connection.experiment_name == "pricing model"
+    shell.run_cell("%%track\nx = 1")
+    run = mlflow.get_run(STATE.last_run_id)
+    assert run.info.experiment_id == client().get_experiment_by_name("pricing model").experiment_id
+
+
+def test_resolution_order_env_then_config_then_default(shell, workdir, monkeypatch, tmp_path):
+    home_config = Path.home() / ".mlmagic" / "config.toml"
+    home_config.parent.mkdir()
+    home_config.write_text(f'tracking_uri = "{sqlite_uri(tmp_path / "home.db")}"\n')
+    assert shell.run_line_magic("aml_connect", "").tracking_uri.endswith("home.db")
+
+    project = workdir / "project"
+    (project / "sub").mkdir(parents=True)
+    (project / "pyproject.toml").write_text(
+        "[tool.mlmagic]\n"
+        f'tracking_uri = "{sqlite_uri(tmp_path / "project.db")}"\n'
+        'experiment = "from-pyproject"\n'
+    )
+    monkeypatch.chdir(project / "sub")
+    connection = shell.run_line_magic("aml_connect", "")
+    assert connection.tracking_uri.endswith("project.db")
+    assert connection.experiment_name == "from-pyproject"
+    assert connection.origin == str(project / "pyproject.toml")
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", sqlite_uri(tmp_path / "mlflow-env.db"))
+    assert shell.run_line_magic("aml_connect", "").tracking_uri.endswith("mlflow-env.db")
+    monkeypatch.setenv("MLMAGIC_TRACKING_URI", sqlite_uri(tmp_path / "mlmagic-env.db"))
+    connection = shell.run_line_magic("aml_connect", "")
+    assert connection.tracking_uri.endswith("mlmagic-env.db")
+    assert connection.origin == "MLMAGIC_TRACKING_URI"
+
+    explicit = shell.run_line_magic("aml_connect", sqlite_uri(tmp_path / "explicit.db"))
+    assert explicit.tracking_uri.endswith("explicit.db")
+    assert mlflow.get_tracking_uri() == sqlite_uri(tmp_path / "explicit.db")
+
+
+def test_pyproject_without_mlmagic_table_is_ignored(shell, workdir):
+    (workdir / "pyproject.toml").write_text('[project]\nname = "x"\n')
+    assert shell.run_line_magic("aml_connect", "").origin == "embedded default"
+
+
+def test_http_server_connect_track_and_link(shell, mlflow_server, capsys):
+    connection = shell.run_line_magic("aml_connect", f"{mlflow_server} --experiment http-demo")
+    assert connection.backend.name == "mlflow server"
+    assert shell.run_cell("%%track --name over-http\nimport mlflow\nmlflow.log_metric('m', 2.0)")
+    shown = capsys.readouterr().out
+    run = mlmagic_last_run()
+    assert run.data.metrics == {"m": 2.0}
+    assert f"{mlflow_server}/#/experiments/{run.info.experiment_id}/runs/{run.info.run_id}" in shown
+    assert "View run" not in shown  # MLflow's own link lines give way to the summary
+    assert [a.path for a in mlflow.artifacts.list_artifacts(run_id=run.info.run_id)] == ["cell.py"]
+
+
+def mlmagic_last_run():
+    import mlmagic
+
+    return mlmagic.last_run()
+
+
+def test_credentials_in_the_uri_are_never_shown(shell, mlflow_server, capsys):
+    secret_uri = mlflow_server.replace("http://", "http://alice:hunter2@")
+    connection = shell.run_line_magic("aml_connect", secret_uri)
+    shell.run_cell("%aml_status")
+    shown = capsys.readouterr().out + repr(connection) + connection._repr_html_()
+    assert "alice:***@" in shown
+    assert "hunter2" not in shown
+
+    dead = f"http://alice:hunter2@127.0.0.1:{free_port()}"
+    shell.run_cell(f"%aml_connect {dead}")
+    assert "hunter2" not in only_line(capsys)
+
+
+def test_dead_server_is_one_line_and_keeps_the_previous_connection(shell, capsys):
+    before = shell.run_line_magic("aml_connect", "--experiment kept")
+    capsys.readouterr()
+    started = time.monotonic()
+    result = shell.run_cell(f"%aml_connect http://127.0.0.1:{free_port()} --experiment lost")
+    assert time.monotonic() - started < 10
+    line = only_line(capsys)
+    assert line.startswith("ConnectionFailed: cannot reach the MLflow server")
+    assert "connection refused" in line and "Start the server" in line
+    assert not result.success
+    assert STATE.connection == before
+    assert mlflow.get_tracking_uri() == before.tracking_uri
+    assert mlflow.MlflowClient().get_experiment_by_name("lost") is None
+
+
+def test_server_that_never_answers_is_reported_within_ten_seconds(shell, capsys):
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        port = silent.getsockname()[1]
+        started = time.monotonic()
+        shell.run_cell(f"%aml_connect http://127.0.0.1:{port}")
+        elapsed = time.monotonic() - started
+    assert elapsed < 10
+    assert "no answer within" in only_line(capsys)
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        ("%aml_connect foo://bar", "InvalidInput: 'foo://bar' is not a tracking URI"),
+        ("%aml_connect --bogus", "UsageError: unrecognized arguments: --bogus"),
+        ("%aml_connect --experiment", "UsageError: argument -e/--experiment: expected one"),
+        ("%aml_experiment", "InvalidInput: the experiment name is empty"),
+    ],
+)
+def test_bad_input_is_one_clear_line(shell, capsys, line, expected):
+    shell.run_line_magic("aml_connect", "")
+    capsys.readouterr()
+    result = shell.run_cell(line)
+    assert only_line(capsys).startswith(expected)
+    assert not result.success
+    assert STATE.connection.experiment_name == "Default"
+
+
+def test_deleted_experiment_is_refused(shell, client, capsys):
+    shell.run_line_magic("aml_connect", "--experiment old")
+    client().delete_experiment(client().get_experiment_by_name("old").experiment_id)
+    capsys.readouterr()
+    shell.run_cell("%aml_experiment old")
+    assert "is deleted" in only_line(capsys)
+
+
+def test_status_before_and_after_connecting(shell, capsys):
+    shell.run_cell("%aml_status")
+    assert "not connected" in capsys.readouterr().out
+    shell.run_line_magic("aml_connect", "--experiment shown")
+    shell.run_cell("%aml_status")
+    assert "shown" in capsys.readouterr().out

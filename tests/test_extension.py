@@ -1,0 +1,95 @@
+"""`%load_ext mlmagic`: every magic registered, nothing heavy imported, safe to repeat."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+LINE_MAGICS = {"aml_connect", "aml_experiment", "aml_status", "aml_runs"}
+CELL_MAGICS = {"track"}
+DATABRICKS_MAGICS = {"sql", "md", "sh", "fs", "run", "pip", "python", "scala", "r"}
+
+
+def _fresh_process(code: str) -> dict:
+    script = (
+        "import json, sys\n"
+        "from IPython.core.interactiveshell import InteractiveShell\n"
+        "ip = InteractiveShell.instance()\n" + code
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_load_ext_imports_no_heavy_package_and_registers_every_magic():
+    found = _fresh_process(
+        "ip.run_line_magic('load_ext', 'mlmagic')\n"
+        "heavy = sorted({m.split('.')[0] for m in sys.modules} & "
+        "{'mlflow', 'azureml', 'azure', 'pyspark', 'pandas', 'sklearn'})\n"
+        "magics = ip.magics_manager.lsmagic()\n"
+        "print(json.dumps({'heavy': heavy, 'line': sorted(magics['line']), "
+        "'cell': sorted(magics['cell'])}))"
+    )
+    assert found["heavy"] == []
+    assert LINE_MAGICS <= set(found["line"])
+    assert CELL_MAGICS <= set(found["cell"])
+
+
+def test_magic_names_do_not_clash_with_databricks():
+    from mlmagic.magics import MlMagic
+
+    names = set(MlMagic.magics["line"]) | set(MlMagic.magics["cell"])
+    assert names == LINE_MAGICS | CELL_MAGICS
+    assert not names & DATABRICKS_MAGICS
+    assert all(name.startswith("aml_") for name in MlMagic.magics["line"])
+
+
+def test_loading_twice_is_harmless_and_unload_removes_the_magics(shell, capsys):
+    import mlmagic
+
+    mlmagic.load_ipython_extension(shell)
+    mlmagic.load_ipython_extension(shell)
+    configurables = [c for c in shell.configurables if type(c).__name__ == "MlMagic"]
+    assert len(configurables) == 1
+    assert shell.run_cell("%aml_status").success
+
+    shell.run_line_magic("unload_ext", "mlmagic")
+    assert "aml_connect" not in shell.magics_manager.magics["line"]
+    assert "track" not in shell.magics_manager.magics["cell"]
+    assert not [c for c in shell.configurables if type(c).__name__ == "MlMagic"]
+    shell.run_line_magic("load_ext", "mlmagic")
+    assert "aml_connect" in shell.magics_manager.magics["line"]
+
+
+def test_broken_config_warns_but_the_magics_load(workdir):
+    (workdir / "pyproject.toml").write_text("[tool.mlmagic\ntracking_uri = ")
+    result = subprocess.run(
+        [sys.executable, "-c",
+         "from IPython.core.interactiveshell import InteractiveShell\n"
+         "ip = InteractiveShell.instance()\n"
+         "ip.run_line_magic('load_ext', 'mlmagic')\n"
+         "print('aml_connect' in ip.magics_manager.magics['line'])"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert result.stdout.strip() == "True"
+    assert "pyproject.toml" in result.stderr and "cannot read" in result.stderr
+
+
+def test_settings_are_traitlets_that_config_changes(shell):
+    shell.run_line_magic("config", "MlMagic.max_runs = 7")
+    shell.run_line_magic("config", "MlMagic.default_experiment = 'from-config'")
+    magics = next(c for c in shell.configurables if type(c).__name__ == "MlMagic")
+    assert magics.max_runs == 7
+    assert magics.default_experiment == "from-config"
+    connection = shell.run_line_magic("aml_connect", "")
+    assert connection.experiment_name == "from-config"
+
+
+def test_magic_help_shows_the_options(shell, capsys):
+    shell.run_cell("%%track?")
+    # `?` on a cell magic prints its docstring and argument help through the pager
+    text = capsys.readouterr().out
+    assert "--capture" in text and "--param" in text
