@@ -1,0 +1,73 @@
+"""The core API without IPython: the functions the magics call, used from plain Python."""
+
+from __future__ import annotations
+
+import mlflow
+import pytest
+
+import mlmagic
+from mlmagic.core.secrets import is_secret_name, redact_uri
+from mlmagic.errors import ConnectionFailed, MlmagicError
+
+
+def test_plain_python_lifecycle(workdir):
+    assert "not connected" in repr(mlmagic.status())
+    connection = mlmagic.connect(experiment="api")
+    assert connection is mlmagic.status()
+    with mlmagic.track("from-python", params={"depth": 3}) as run:
+        mlflow.log_metric("auc", 0.8)
+    assert mlmagic.last_run().info.run_id == run.info.run_id
+    assert mlmagic.last_run().data.metrics == {"auc": 0.8}
+    assert mlmagic.set_experiment("api-2").experiment_name == "api-2"
+    with pytest.raises(ZeroDivisionError), mlmagic.track("fails"):
+        1 / 0
+    assert mlmagic.last_run().info.status == "FAILED"
+    assert mlflow.active_run() is None
+    runs = mlmagic.runs("api")
+    assert list(runs["tags.mlflow.runName"]) == ["from-python"]
+
+
+def test_capture_from_python(workdir):
+    mlmagic.connect()
+    scope = {"f1": 0.7, "secret_key": "s"}
+    with mlmagic.track(capture=["f1", "secret_key"], namespace=scope):
+        pass
+    assert mlmagic.last_run().data.metrics == {"f1": 0.7}
+
+
+def test_last_run_is_none_before_any_tracking(workdir):
+    assert mlmagic.last_run() is None
+
+
+def test_errors_are_one_family_and_render_as_one_line(workdir):
+    with pytest.raises(ConnectionFailed) as caught:
+        mlmagic.connect("http://127.0.0.1:9", timeout=2)
+    assert isinstance(caught.value, MlmagicError)
+    assert caught.value._render_traceback_() == [f"ConnectionFailed: {caught.value}"]
+
+
+@pytest.mark.parametrize(
+    ("name", "secret"),
+    [
+        ("password", True), ("db_password", True), ("apiKey", True), ("API_TOKEN", True),
+        ("client_secret", True), ("sas", True), ("storage_connection_string", True),
+        ("accuracy", False), ("monkey", False), ("n_tokens_seen", False), ("keyboard", False),
+        ("learning_rate", False),
+    ],
+)
+def test_secret_names(name, secret):
+    assert is_secret_name(name) is secret
+
+
+@pytest.mark.parametrize(
+    ("uri", "shown"),
+    [
+        ("http://u:pw@host:5000", "http://u:***@host:5000"),
+        ("postgresql://me:s3cr3t@db/mlflow", "postgresql://me:***@db/mlflow"),
+        ("https://host/path?sig=abc&x=1", "https://host/path?sig=***&x=1"),
+        ("sqlite:////tmp/mlflow.db", "sqlite:////tmp/mlflow.db"),
+        ("databricks://profile", "databricks://profile"),
+    ],
+)
+def test_redacted_uris(uri, shown):
+    assert redact_uri(uri) == shown
