@@ -176,7 +176,9 @@ def _variable_names(text: str) -> list[str]:
     if bad:
         from mlmagic.errors import InvalidInput
 
-        raise InvalidInput(f"--capture expects variable names, got {bad}. Example: --capture acc,loss")
+        raise InvalidInput(
+            f"--capture expects variable names, got {bad}. Example: --capture acc,loss"
+        )
     return names
 
 

@@ -83,7 +83,7 @@ def mlflow_server(tmp_path_factory):
     root = tmp_path_factory.mktemp("mlflow-server")
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    log = open(root / "server.log", "w")
+    log = (root / "server.log").open("w")  # noqa: SIM115 - closed after the server stops
     mlflow_cli = shutil.which("mlflow") or "mlflow"
     process = subprocess.Popen(
         [mlflow_cli, "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",

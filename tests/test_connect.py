@@ -91,7 +91,8 @@ def test_pyproject_without_mlmagic_table_is_ignored(shell, workdir):
 def test_http_server_connect_track_and_link(shell, mlflow_server, capsys):
     connection = shell.run_line_magic("aml_connect", f"{mlflow_server} --experiment http-demo")
     assert connection.backend.name == "mlflow server"
-    assert shell.run_cell("%%track --name over-http\nimport mlflow\nmlflow.log_metric('m', 2.0)").success
+    cell = "%%track --name over-http\nimport mlflow\nmlflow.log_metric('m', 2.0)"
+    assert shell.run_cell(cell).success
     shown = capsys.readouterr().out
     run = mlmagic_last_run()
     assert run.data.metrics == {"m": 2.0}

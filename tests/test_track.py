@@ -251,7 +251,8 @@ def test_autolog_is_on_for_the_cell_only(connected):
     assert run.data.params["alpha"] == "0.5"
     assert "training_score" in run.data.metrics
 
-    assert connected.run_cell("%%track --name manual\nRidge(alpha=0.7).fit([[0.0], [1.0]], [1, 2])").success
+    manual = "%%track --name manual\nRidge(alpha=0.7).fit([[0.0], [1.0]], [1, 2])"
+    assert connected.run_cell(manual).success
     assert "alpha" not in mlmagic.last_run().data.params
 
 

@@ -25,7 +25,7 @@ def open(uri: str, timeout: float) -> Backend:
     try:
         with _quiet_schema_setup():
             client = MlflowClient(tracking_uri=uri)
-    except MlflowException as error:
+    except MlflowException:
         scheme = uri.split(":", 1)[0] if "://" in uri else uri
         raise InvalidInput(
             f"'{shown}' is not a tracking URI MLflow knows (scheme '{scheme}'). Use "
@@ -56,5 +56,5 @@ def _quiet_schema_setup():
     try:
         yield
     finally:
-        for logger, level in zip(loggers, levels):
+        for logger, level in zip(loggers, levels, strict=True):
             logger.setLevel(level)

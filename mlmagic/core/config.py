@@ -9,10 +9,11 @@ read their own keys from the same table.
 from __future__ import annotations
 
 import os
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import tomllib
 
 from mlmagic.errors import ConfigError
 
@@ -50,7 +51,9 @@ def find_config(start: Path | None = None) -> tuple[Path, dict] | None:
     return None
 
 
-def resolve_settings(start: Path | None = None, environ: Mapping[str, str] | None = None) -> Settings:
+def resolve_settings(
+    start: Path | None = None, environ: Mapping[str, str] | None = None
+) -> Settings:
     """Resolve the tracking target from the environment, the config files and the default."""
     environ = os.environ if environ is None else environ
     found = find_config(start)

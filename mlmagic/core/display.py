@@ -35,7 +35,8 @@ class Card:
 
 def card(title: str, *rows: tuple[str, object]) -> Card:
     """Build a card, leaving out the rows whose value is None or empty."""
-    return Card(title, tuple((label, str(value)) for label, value in rows if value not in (None, "")))
+    kept = tuple((label, str(value)) for label, value in rows if value not in (None, ""))
+    return Card(title, kept)
 
 
 def format_duration(milliseconds: int | None) -> str:

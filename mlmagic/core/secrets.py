@@ -10,7 +10,9 @@ _SECRET_WORDS = {
     "credentials", "cred", "creds", "auth", "sas", "signature", "sig", "connstr",
     "connectionstring", "privatekey", "bearer", "cookie", "session",
 }
-_SECRET_PHRASES = ("connection_string", "connectionstring", "access_key", "api_key", "client_secret")
+_SECRET_PHRASES = (
+    "connection_string", "connectionstring", "access_key", "api_key", "client_secret",
+)
 REDACTED = "***"
 
 

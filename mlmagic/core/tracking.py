@@ -118,7 +118,9 @@ def parse_pairs(pairs: Iterable[str], option: str) -> dict[str, str]:
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key.strip():
-            raise InvalidInput(f"{option} expects KEY=VALUE, got '{pair}'. Example: {option} lr=0.1")
+            raise InvalidInput(
+                f"{option} expects KEY=VALUE, got '{pair}'. Example: {option} lr=0.1"
+            )
         parsed[key.strip()] = value.strip()
     return parsed
 
