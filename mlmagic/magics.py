@@ -8,12 +8,21 @@ from __future__ import annotations
 
 import ast
 import re
+from typing import TYPE_CHECKING, Any
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 from IPython.display import display
-from traitlets import Bool, Float, Int, Unicode
+from traitlets import Bool, Float, Int, Unicode, observe
+
+from mlmagic.errors import InvalidInput
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from mlmagic.core import Connection
+    from mlmagic.core.display import Card
 
 
 @magics_class
@@ -22,7 +31,7 @@ class MlMagic(Magics):
 
     default_experiment = Unicode(
         None, allow_none=True,
-        help="Experiment to select when %aml_connect (or the first %%track) names none.",
+        help="Experiment to select when neither %aml_connect nor a config file names one.",
     ).tag(config=True)
     log_source = Bool(True, help="Log each tracked cell's source as the artifact cell.py.").tag(
         config=True
@@ -41,27 +50,24 @@ class MlMagic(Magics):
     @argument("-e", "--experiment", help="experiment to use (created if missing)")
     @argument("--timeout", type=float, help="seconds to wait for the server to answer")
     @line_magic
-    def aml_connect(self, line: str):
+    def aml_connect(self, line: str) -> Connection:
         """Connect to a tracking backend: %aml_connect [URI] [--experiment NAME]."""
         args = self._parse(self.aml_connect, line, "%aml_connect")
         from mlmagic import core
 
         return core.connect(
-            args.uri,
-            experiment=args.experiment or self.default_experiment,
-            timeout=args.timeout or self.connect_timeout,
+            args.uri, experiment=args.experiment, timeout=args.timeout or self.connect_timeout
         )
 
     @line_magic
-    def aml_experiment(self, line: str):
+    def aml_experiment(self, line: str) -> Connection:
         """Select the experiment of later runs, creating it if missing: %aml_experiment NAME."""
         from mlmagic import core
 
-        self._ensure_connected()
         return core.set_experiment(line)
 
     @line_magic
-    def aml_status(self, line: str):
+    def aml_status(self, line: str) -> Connection | Card:
         """Show the current connection: backend, tracking URI, experiment, UI link."""
         from mlmagic import core
 
@@ -80,7 +86,7 @@ class MlMagic(Magics):
     @argument("--nested", action="store_true", help="track inside the active run")
     @argument("--no-source", action="store_true", help="do not log the cell's source")
     @cell_magic
-    def track(self, line: str, cell: str):
+    def track(self, line: str, cell: str) -> Any:
         """Run the cell as an MLflow run; its mlflow.log_* calls write to that run."""
         __tracebackhide__ = True  # the user's traceback starts in their cell, not here
         args = self._parse(self.track, line, "%%track")
@@ -89,8 +95,8 @@ class MlMagic(Magics):
         options = dict(
             name=args.name,
             experiment=args.experiment,
-            params=core.parse_pairs(args.param, "--param"),
-            tags=core.parse_pairs(args.tag, "--tag"),
+            params=_pairs(args.param, "--param"),
+            tags=_pairs(args.tag, "--tag"),
             source=cell if self.log_source and not args.no_source else None,
             capture=_variable_names(args.capture),
             namespace=self.shell.user_ns,
@@ -99,7 +105,6 @@ class MlMagic(Magics):
             quiet=self.show_summary,
         )
         code, last_expression = self._compile(cell)
-        self._ensure_connected()
         started = False
         try:
             with core.track(**options):
@@ -118,12 +123,11 @@ class MlMagic(Magics):
               "(repeatable)")
     @argument("-m", "--max", type=int, help="most runs to return")
     @line_magic
-    def aml_runs(self, line: str):
+    def aml_runs(self, line: str) -> pd.DataFrame:
         """The experiment's runs as a pandas DataFrame: df = %aml_runs [--filter …]."""
         args = self._parse(self.aml_runs, line, "%aml_runs")
         from mlmagic import core
 
-        self._ensure_connected()
         return core.runs(
             args.experiment,
             filter_string=args.filter,
@@ -131,10 +135,11 @@ class MlMagic(Magics):
             max_results=self.max_runs if args.max is None else args.max,
         )
 
-    def _ensure_connected(self) -> None:
-        from mlmagic import core
+    @observe("default_experiment")
+    def _share_default_experiment(self, change) -> None:
+        from mlmagic.core.state import STATE
 
-        core.ensure_connected(self.default_experiment)
+        STATE.default_experiment = change.new
 
     def _parse(self, magic, line: str, shown_name: str):
         try:
@@ -170,12 +175,22 @@ class MlMagic(Magics):
             notify(f"the run is recorded, but its summary could not be shown: {error}")
 
 
+def _pairs(pairs: list[str], option: str) -> dict[str, str]:
+    parsed = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise InvalidInput(
+                f"{option} expects KEY=VALUE, got '{pair}'. Example: {option} lr=0.1"
+            )
+        parsed[key.strip()] = value.strip()
+    return parsed
+
+
 def _variable_names(text: str) -> list[str]:
     names = [name for name in re.split(r"[,\s]+", text) if name]
     bad = [name for name in names if not name.isidentifier()]
     if bad:
-        from mlmagic.errors import InvalidInput
-
         raise InvalidInput(
             f"--capture expects variable names, got {bad}. Example: --capture acc,loss"
         )
@@ -183,6 +198,7 @@ def _variable_names(text: str) -> list[str]:
 
 
 def _unquote(value: str) -> str:
+    # IPython splits magic lines without POSIX rules, so quotes stay on the values.
     if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
         return value[1:-1]
     return value

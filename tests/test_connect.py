@@ -165,6 +165,22 @@ def test_bad_input_is_one_clear_line(shell, capsys, line, expected):
     assert STATE.connection.experiment_name == "Default"
 
 
+@pytest.mark.parametrize(
+    "line", ["%aml_experiment  ", "%aml_runs --max 0", "%%track --param x\npass", "%aml_connect -x"]
+)
+def test_bad_input_before_connecting_creates_no_store(shell, workdir, capsys, line):
+    shell.run_cell(line)
+    only_line(capsys)
+    assert STATE.connection is None
+    assert list(workdir.iterdir()) == []
+
+
+def test_experiment_magic_before_connecting_connects_there(shell, client):
+    connection = shell.run_line_magic("aml_experiment", "first")
+    assert connection.experiment_name == "first"
+    assert connection.origin == "embedded default"
+
+
 def test_deleted_experiment_is_refused(shell, client, capsys):
     shell.run_line_magic("aml_connect", "--experiment old")
     client().delete_experiment(client().get_experiment_by_name("old").experiment_id)

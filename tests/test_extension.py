@@ -88,6 +88,13 @@ def test_settings_are_traitlets_that_config_changes(shell):
     assert connection.experiment_name == "from-config"
 
 
+def test_config_file_experiment_wins_over_the_session_default(shell, workdir):
+    (workdir / "pyproject.toml").write_text('[tool.mlmagic]\nexperiment = "project"\n')
+    shell.run_line_magic("config", "MlMagic.default_experiment = 'fallback'")
+    assert shell.run_line_magic("aml_connect", "").experiment_name == "project"
+    assert shell.run_line_magic("aml_connect", "-e given").experiment_name == "given"
+
+
 def test_magic_help_shows_the_options(shell, capsys):
     shell.run_cell("%%track?")
     # `?` on a cell magic prints its docstring and argument help through the pager

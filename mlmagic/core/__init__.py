@@ -10,7 +10,7 @@ from mlmagic.core.connection import (
 )
 from mlmagic.core.runs import runs
 from mlmagic.core.state import Connection
-from mlmagic.core.tracking import last_run, log_variables, parse_pairs, run_summary, track
+from mlmagic.core.tracking import last_run, log_variables, run_summary, track
 
 __all__ = [
     "Connection",
@@ -20,7 +20,6 @@ __all__ = [
     "ensure_connected",
     "last_run",
     "log_variables",
-    "parse_pairs",
     "run_summary",
     "runs",
     "set_experiment",

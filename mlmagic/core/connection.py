@@ -8,7 +8,7 @@ from pathlib import Path
 
 from mlmagic.backends import open_backend
 from mlmagic.core.config import Settings, resolve_settings
-from mlmagic.core.display import card
+from mlmagic.core.display import Card, card
 from mlmagic.core.secrets import error_line, redact_uri
 from mlmagic.core.state import STATE, Connection
 from mlmagic.errors import ConnectionFailed, InvalidInput, NotFound
@@ -36,7 +36,9 @@ def connect(
     """Connect MLflow to a tracking backend and select an experiment (created if missing).
 
     With no ``uri``: ``MLMAGIC_TRACKING_URI``, ``MLFLOW_TRACKING_URI``, the config file, then
-    the embedded default. A backend that cannot be used raises before anything changes.
+    the embedded default. The experiment: ``experiment``, the config file's, then
+    ``MLFLOW_EXPERIMENT_NAME``, the session's default, then "Default". A backend that cannot
+    be used raises before anything changes.
     """
     if uri is None:
         settings = resolve_settings(environ=_user_environment())
@@ -45,10 +47,11 @@ def connect(
     if settings.tracking_uri == "":
         raise InvalidInput("the tracking URI is empty. Give a URI, or nothing for the default.")
     backend = open_backend(settings.tracking_uri or embedded_uri(), timeout)
-    name = (
+    name = _checked_name(
         experiment
         or settings.experiment
         or os.environ.get("MLFLOW_EXPERIMENT_NAME")
+        or STATE.default_experiment
         or DEFAULT_EXPERIMENT
     )
     experiment_id = _experiment_id(backend.tracking_uri, name, create=True)
@@ -68,15 +71,17 @@ def current_connection() -> Connection | None:
     return STATE.connection
 
 
-def ensure_connected(experiment: str | None = None) -> Connection:
-    """The connection in use; connect with the defaults (and ``experiment``) if there is none."""
-    return STATE.connection or connect(experiment=experiment)
+def ensure_connected() -> Connection:
+    """The connection in use; connect with the defaults if there is none."""
+    return STATE.connection or connect()
 
 
 def set_experiment(name: str) -> Connection:
     """Make ``name`` the experiment of later runs, creating it if it does not exist."""
     name = _checked_name(name)
-    connection = ensure_connected()
+    connection = STATE.connection
+    if connection is None:
+        return connect(experiment=name)
     experiment_id = _experiment_id(connection.tracking_uri, name, create=True)
 
     import mlflow
@@ -86,7 +91,7 @@ def set_experiment(name: str) -> Connection:
     return STATE.connection
 
 
-def status():
+def status() -> Connection | Card:
     """A summary of the current connection (or a note saying there is none)."""
     if STATE.connection is None:
         return card(

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from mlmagic.core.connection import ensure_connected, experiment_id_of
 from mlmagic.errors import InvalidInput
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 DEFAULT_MAX_RUNS = 1000
 
@@ -16,7 +20,7 @@ def runs(
     filter_string: str | None = None,
     order_by: Sequence[str] | None = None,
     max_results: int = DEFAULT_MAX_RUNS,
-):
+) -> pd.DataFrame:
     """The runs of an experiment (the current one by default) as a pandas DataFrame.
 
     ``filter_string`` and ``order_by`` use MLflow's search syntax, e.g.
@@ -25,9 +29,9 @@ def runs(
     import mlflow
     from mlflow.exceptions import MlflowException
 
-    connection = ensure_connected()
     if max_results < 1:
         raise InvalidInput(f"--max must be at least 1, got {max_results}.")
+    connection = ensure_connected()
     experiment_id = experiment_id_of(experiment) if experiment else connection.experiment_id
     try:
         return mlflow.search_runs(

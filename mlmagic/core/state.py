@@ -58,6 +58,7 @@ class State:
     """Mutable session state; there is exactly one, ``STATE``."""
 
     connection: Connection | None = None
+    default_experiment: str | None = None  # %config MlMagic.default_experiment
     last_run_id: str | None = None
     last_run_uri: str | None = None
     # mlflow.set_tracking_uri also writes MLFLOW_TRACKING_URI (for child processes); these

@@ -8,6 +8,7 @@ import time
 import traceback
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 from mlmagic.core.connection import ensure_connected, experiment_id_of
 from mlmagic.core.display import card, format_duration, notify
@@ -15,6 +16,12 @@ from mlmagic.core.notebook import notebook_path
 from mlmagic.core.secrets import is_secret_name
 from mlmagic.core.state import STATE
 from mlmagic.errors import InvalidInput
+
+if TYPE_CHECKING:
+    from mlflow import ActiveRun
+    from mlflow.entities import Run
+
+    from mlmagic.core.display import Card
 
 SOURCE_ARTIFACT = "cell.py"
 TRACEBACK_ARTIFACT = "traceback.txt"
@@ -33,7 +40,7 @@ def track(
     autolog: bool = False,
     nested: bool = False,
     quiet: bool = False,
-) -> Iterator:
+) -> Iterator[ActiveRun]:
     """Run the block inside a new MLflow run and record its outcome.
 
     Plain ``mlflow.log_*`` calls in the block write to this run. ``source`` is logged as the
@@ -45,16 +52,16 @@ def track(
     """
     import mlflow
 
-    connection = ensure_connected()
-    experiment_id = experiment_id_of(experiment, create=True) if experiment else None
-    params = _without_secrets(params or {}, "param")
-    tags = {**_source_tags(namespace), **_without_secrets(tags or {}, "tag")}
     outer = mlflow.active_run()
     if outer is not None and not nested:
         raise InvalidInput(
             f"the run {outer.info.run_id} is still active. End it with mlflow.end_run(), "
             "or use --nested (nested=True) to track this cell inside it."
         )
+    connection = ensure_connected()
+    experiment_id = experiment_id_of(experiment, create=True) if experiment else None
+    params = _without_secrets(params or {}, "param")
+    tags = {**_source_tags(namespace), **_without_secrets(tags or {}, "tag")}
     run = mlflow.start_run(
         run_name=name, experiment_id=experiment_id or connection.experiment_id,
         nested=nested, tags=tags,
@@ -112,20 +119,7 @@ def log_variables(names: Iterable[str], namespace: Mapping[str, object]) -> None
         mlflow.log_params(params)
 
 
-def parse_pairs(pairs: Iterable[str], option: str) -> dict[str, str]:
-    """Turn ``["k=v", ...]`` into a dict; a pair without ``=`` or a key is an InvalidInput."""
-    parsed = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key.strip():
-            raise InvalidInput(
-                f"{option} expects KEY=VALUE, got '{pair}'. Example: {option} lr=0.1"
-            )
-        parsed[key.strip()] = value.strip()
-    return parsed
-
-
-def last_run():
+def last_run() -> Run | None:
     """The run of the last tracked block, fresh from its store (MLflow's ``Run``), or None."""
     if STATE.last_run_id is None:
         return None
@@ -134,7 +128,7 @@ def last_run():
     return MlflowClient(tracking_uri=STATE.last_run_uri).get_run(STATE.last_run_id)
 
 
-def run_summary(run) -> object:
+def run_summary(run: Run) -> Card:
     """A card for a run: name, id, status, duration, the metrics' last values, link."""
     info = run.info
     duration = info.end_time - info.start_time if info.end_time else None
