@@ -170,7 +170,7 @@ class MlMagic(Magics):
         from mlmagic.core.display import notify
 
         try:
-            display(core.run_summary(core.last_run()))
+            display(core.last_run_summary())
         except Exception as error:
             notify(f"the run is recorded, but its summary could not be shown: {error}")
 

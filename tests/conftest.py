@@ -52,8 +52,7 @@ def _reset_session() -> None:
     leftover = mlflow.active_run()
     while mlflow.active_run():
         mlflow.end_run()
-    STATE.connection = STATE.default_experiment = None
-    STATE.last_run_id = STATE.last_run_uri = None
+    STATE.connection = STATE.default_experiment = STATE.last_tracked = None
     assert leftover is None, f"a test left the run {leftover.info.run_id} active"
 
 

@@ -29,7 +29,7 @@ def test_nothing_configured_connects_to_the_embedded_store_in_the_working_direct
     assert STATE.connection.experiment_name == "Default"
 
     assert shell.run_cell("%%track --name first\nx = 1").success
-    run = mlflow.get_run(STATE.last_run_id)
+    run = mlflow.get_run(STATE.last_tracked.run_id)
     assert Path(run.info.artifact_uri.removeprefix("file://")).is_relative_to(workdir / "mlruns")
     assert (workdir / "mlruns").is_dir()
 
@@ -48,7 +48,7 @@ def test_experiment_option_and_magic_create_and_select_the_experiment(shell, cli
     assert client().get_experiment_by_name("pricing model") is not None
     assert STATE.connection.experiment_name == "pricing model"
     shell.run_cell("%%track\nx = 1")
-    run = mlflow.get_run(STATE.last_run_id)
+    run = mlflow.get_run(STATE.last_tracked.run_id)
     assert run.info.experiment_id == client().get_experiment_by_name("pricing model").experiment_id
 
 

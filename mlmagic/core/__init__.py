@@ -10,7 +10,13 @@ from mlmagic.core.connection import (
 )
 from mlmagic.core.runs import runs
 from mlmagic.core.state import Connection
-from mlmagic.core.tracking import last_run, log_variables, run_summary, track
+from mlmagic.core.tracking import (
+    last_run,
+    last_run_summary,
+    log_variables,
+    run_summary,
+    track,
+)
 
 __all__ = [
     "Connection",
@@ -19,6 +25,7 @@ __all__ = [
     "embedded_uri",
     "ensure_connected",
     "last_run",
+    "last_run_summary",
     "log_variables",
     "run_summary",
     "runs",

@@ -5,7 +5,7 @@ Magics and the panel read it through core functions; nothing else keeps a copy.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from mlmagic.backends import Backend
 from mlmagic.core.display import card
@@ -54,13 +54,27 @@ class Connection:
 
 
 @dataclass
+class TrackedRun:
+    """What the session knows of a tracked run without asking the store."""
+
+    run_id: str
+    run_name: str
+    experiment_id: str
+    tracking_uri: str
+    start_time: int
+    end_time: int | None = None
+    status: str = "RUNNING"
+    metrics: dict[str, float] = field(default_factory=dict)
+    complete: bool = True  # False when something was logged around mlmagic: ask the store
+
+
+@dataclass
 class State:
     """Mutable session state; there is exactly one, ``STATE``."""
 
     connection: Connection | None = None
     default_experiment: str | None = None  # %config MlMagic.default_experiment
-    last_run_id: str | None = None
-    last_run_uri: str | None = None
+    last_tracked: TrackedRun | None = None
     # mlflow.set_tracking_uri also writes MLFLOW_TRACKING_URI (for child processes); these
     # remember that value and the user's own one it replaced, so resolution still sees the latter.
     env_uri_written: str | None = None

@@ -4,24 +4,26 @@ from __future__ import annotations
 
 import numbers
 import os
+import threading
 import time
 import traceback
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
+from functools import partial
 from typing import TYPE_CHECKING
 
 from mlmagic.core.connection import ensure_connected, experiment_id_of
-from mlmagic.core.display import card, format_duration, notify
+from mlmagic.core.display import Card, card, format_duration, notify
 from mlmagic.core.notebook import notebook_path
-from mlmagic.core.secrets import is_secret_name
-from mlmagic.core.state import STATE
+from mlmagic.core.recorder import Recorder, recording
+from mlmagic.core.secrets import error_line, is_secret_name
+from mlmagic.core.state import STATE, TrackedRun
 from mlmagic.errors import InvalidInput
 
 if TYPE_CHECKING:
     from mlflow import ActiveRun
     from mlflow.entities import Run
 
-    from mlmagic.core.display import Card
 
 SOURCE_ARTIFACT = "cell.py"
 TRACEBACK_ARTIFACT = "traceback.txt"
@@ -43,12 +45,14 @@ def track(
 ) -> Iterator[ActiveRun]:
     """Run the block inside a new MLflow run and record its outcome.
 
-    Plain ``mlflow.log_*`` calls in the block write to this run. ``source`` is logged as the
-    artifact ``cell.py``; ``capture`` names variables of ``namespace`` to log after the block
-    (numbers as metrics, other scalars as params; secret-looking names never). The run ends
-    FINISHED, FAILED (traceback logged, exception re-raised unchanged) or KILLED (on
-    KeyboardInterrupt), and no run that the block started is left active. ``quiet`` leaves
-    out MLflow's own "View run" lines, for callers that show ``run_summary`` instead.
+    Plain ``mlflow.log_*`` calls in the block write to this run, buffered and batched (see
+    :mod:`mlmagic.core.recorder`); all of it is in the store before the run is closed.
+    ``source`` is logged as the artifact ``cell.py``; ``capture`` names variables of
+    ``namespace`` to log after the block (numbers as metrics, other scalars as params;
+    secret-looking names never). The run ends FINISHED, FAILED (traceback logged, exception
+    re-raised unchanged) or KILLED (on KeyboardInterrupt), and no run that the block started
+    is left active. ``quiet`` leaves out MLflow's own "View run" lines, for callers that show
+    ``last_run_summary()`` instead.
     """
     import mlflow
 
@@ -66,31 +70,43 @@ def track(
         run_name=name, experiment_id=experiment_id or connection.experiment_id,
         nested=nested, tags=tags,
     )
-    run_id = run.info.run_id
-    STATE.last_run_id, STATE.last_run_uri = run_id, connection.tracking_uri
+    tracked = STATE.last_tracked = TrackedRun(
+        run.info.run_id, run.info.run_name, run.info.experiment_id,
+        connection.tracking_uri, run.info.start_time,
+    )
+    client = mlflow.MlflowClient(connection.tracking_uri)
+    recorder = Recorder(tracked.run_id, partial(client.log_batch, tracked.run_id))
+    uploads = [_upload_text(client, tracked.run_id, source, SOURCE_ARTIFACT)] if source else []
     status = "FAILED"
     try:
-        if params:
-            mlflow.log_params({key: str(value) for key, value in params.items()})
-        if source is not None:
-            mlflow.log_text(source, SOURCE_ARTIFACT)
-        if autolog:
-            mlflow.autolog(silent=True)
-        yield run
-        if capture:
-            log_variables(capture, namespace or {})
+        with recording(recorder):
+            recorder.start()
+            for key, value in params.items():
+                recorder.log_param(key, value)
+            if autolog:
+                mlflow.autolog(silent=True)
+            yield run
+            if capture:
+                log_variables(capture, namespace or {})
         status = "FINISHED"
     except KeyboardInterrupt:
         status = "KILLED"
         raise
     except BaseException as error:
-        _log_traceback(error, run_id)
+        text = "".join(traceback.format_exception(error))
+        uploads.append(_upload_text(client, tracked.run_id, text, TRACEBACK_ARTIFACT))
         raise
     finally:
         if autolog:
             mlflow.autolog(disable=True)
+        recorder.close()
         with _suppressed_run_links(quiet):
-            _end_run(run_id, outer.info.run_id if outer else None, status)
+            _end_run(tracked.run_id, outer.info.run_id if outer else None, status)
+        for upload in uploads:
+            upload.join()
+        tracked.status, tracked.end_time = status, int(time.time() * 1000)
+        tracked.metrics = recorder.last_metrics
+        tracked.complete = not (recorder.bypassed or autolog)
 
 
 def log_variables(names: Iterable[str], namespace: Mapping[str, object]) -> None:
@@ -121,25 +137,47 @@ def log_variables(names: Iterable[str], namespace: Mapping[str, object]) -> None
 
 def last_run() -> Run | None:
     """The run of the last tracked block, fresh from its store (MLflow's ``Run``), or None."""
-    if STATE.last_run_id is None:
+    tracked = STATE.last_tracked
+    if tracked is None:
         return None
     from mlflow import MlflowClient
 
-    return MlflowClient(tracking_uri=STATE.last_run_uri).get_run(STATE.last_run_id)
+    return MlflowClient(tracking_uri=tracked.tracking_uri).get_run(tracked.run_id)
+
+
+def last_run_summary() -> Card | None:
+    """A card for the last tracked run, from what the session saw (the store is asked only
+    when something was logged around mlmagic, e.g. by autolog)."""
+    tracked = STATE.last_tracked
+    if tracked is None:
+        return None
+    if not tracked.complete:
+        return run_summary(last_run())
+    duration = tracked.end_time - tracked.start_time if tracked.end_time else None
+    return _summary_card(
+        tracked.run_name, tracked.run_id, tracked.experiment_id, tracked.status, duration,
+        tracked.metrics,
+    )
 
 
 def run_summary(run: Run) -> Card:
     """A card for a run: name, id, status, duration, the metrics' last values, link."""
     info = run.info
     duration = info.end_time - info.start_time if info.end_time else None
+    return _summary_card(
+        info.run_name, info.run_id, info.experiment_id, info.status, duration, run.data.metrics
+    )
+
+
+def _summary_card(name, run_id, experiment_id, status, duration, metrics) -> Card:
     connection = STATE.connection
-    url = connection.run_url(info.run_id, info.experiment_id) if connection else None
-    metrics = ", ".join(f"{key}={_short(value)}" for key, value in sorted(run.data.metrics.items()))
+    url = connection.run_url(run_id, experiment_id) if connection else None
+    shown = ", ".join(f"{key}={value:.6g}" for key, value in sorted(metrics.items()))
     return card(
-        f"run {info.run_name}: {info.status}",
-        ("run id", info.run_id),
+        f"run {name}: {status}",
+        ("run id", run_id),
         ("duration", format_duration(duration)),
-        ("metrics", metrics),
+        ("metrics", shown),
         ("link", url),
     )
 
@@ -170,14 +208,18 @@ def _suppressed_run_links(suppress: bool) -> Iterator[None]:
             os.environ[variable] = before
 
 
-def _log_traceback(error: BaseException, run_id: str) -> None:
-    import mlflow
+def _upload_text(client, run_id: str, text: str, artifact_file: str) -> threading.Thread:
+    """Log ``text`` as an artifact in the background, so that it costs the cell no round trip."""
 
-    try:
-        text = "".join(traceback.format_exception(error))
-        mlflow.log_text(text, TRACEBACK_ARTIFACT, run_id=run_id)
-    except Exception as logging_error:
-        notify(f"could not log the traceback: {logging_error}")
+    def upload() -> None:
+        try:
+            client.log_text(run_id, text, artifact_file)
+        except Exception as error:
+            notify(f"could not log {artifact_file}: {error_line(error, client.tracking_uri)}")
+
+    thread = threading.Thread(target=upload, daemon=True)
+    thread.start()
+    return thread
 
 
 def _source_tags(namespace: Mapping | None) -> dict[str, str]:
@@ -199,5 +241,3 @@ def _is_number(value: object) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
-def _short(value: float) -> str:
-    return f"{value:.6g}"
