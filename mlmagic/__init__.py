@@ -61,7 +61,7 @@ def unload_ipython_extension(ipython) -> None:
 
 
 def _warn_if_config_is_broken() -> None:
-    from mlmagic.core.config import resolve_settings
+    from mlmagic.config import resolve_settings
     from mlmagic.core.display import notify
     from mlmagic.errors import ConfigError
 

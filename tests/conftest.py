@@ -2,29 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import shutil
-import socket
-import subprocess
 import sys
-import time
-import urllib.request
-from pathlib import Path
 
 import pytest
+from servers import TRACKING_ENV, MlflowServer
 
-ENV_TO_CLEAR = (
-    "MLMAGIC_TRACKING_URI", "MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_NAME",
-    "MLFLOW_EXPERIMENT_ID", "MLMAGIC_NOTEBOOK_PATH", "JPY_SESSION_NAME",
-    "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN",
-)
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+ENV_TO_CLEAR = (*TRACKING_ENV, "MLMAGIC_NOTEBOOK_PATH", "JPY_SESSION_NAME")
 
 
 @pytest.fixture(autouse=True)
@@ -62,6 +45,7 @@ def shell():
     from IPython.core.interactiveshell import InteractiveShell
 
     ip = InteractiveShell.instance()
+    ip.config.pop("MlMagic", None)  # %config in an earlier test is kept in the shell's config
     ip.run_line_magic("reload_ext", "mlmagic")
     ip.user_ns.pop("__vsc_ipynb_file__", None)
     return ip
@@ -80,43 +64,9 @@ def client():
 @pytest.fixture(scope="session")
 def mlflow_server(tmp_path_factory):
     """A real `mlflow server` on 127.0.0.1 and a free port, for the whole test session."""
-    root = tmp_path_factory.mktemp("mlflow-server")
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    log = (root / "server.log").open("w")  # noqa: SIM115 - closed after the server stops
-    mlflow_cli = shutil.which("mlflow") or "mlflow"
-    process = subprocess.Popen(
-        [mlflow_cli, "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-         "--backend-store-uri", f"sqlite:///{root / 'server.db'}",
-         "--artifacts-destination", str(root / "artifacts")],
-        stdout=log, stderr=subprocess.STDOUT, cwd=root,
-        env={k: v for k, v in os.environ.items() if k not in ENV_TO_CLEAR},
-        start_new_session=True,
-    )
-    try:
-        _wait_for_health(url, process, root / "server.log")
-        yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        log.close()
-
-
-def _wait_for_health(url: str, process: subprocess.Popen, log: Path, limit: float = 180) -> None:
-    deadline = time.monotonic() + limit
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"mlflow server exited:\n{log.read_text()[-3000:]}")
-        try:
-            with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.5)
-    raise RuntimeError(f"mlflow server did not answer in {limit} s:\n{log.read_text()[-3000:]}")
+    server = MlflowServer(tmp_path_factory.mktemp("mlflow-server")).start()
+    yield server.url
+    server.stop()
 
 
 def only_line(capsys) -> str:

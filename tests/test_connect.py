@@ -9,7 +9,8 @@ from pathlib import Path
 
 import mlflow
 import pytest
-from conftest import free_port, only_line
+from conftest import only_line
+from servers import free_port
 
 from mlmagic.core.state import STATE
 

@@ -11,10 +11,10 @@ from pathlib import Path
 import mlflow
 import nbformat
 import pytest
-from conftest import free_port
 from jupyter_client.manager import start_new_kernel
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
+from servers import free_port
 
 REPO = Path(__file__).resolve().parents[1]
 

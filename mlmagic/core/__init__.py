@@ -1,35 +1,36 @@
-"""The core of mlmagic: plain functions behind every magic, usable without IPython."""
+"""The core of mlmagic: plain functions behind every magic, usable without IPython.
 
-from mlmagic.core.connection import (
-    connect,
-    current_connection,
-    embedded_uri,
-    ensure_connected,
-    set_experiment,
-    status,
-)
-from mlmagic.core.runs import runs
-from mlmagic.core.state import Connection
-from mlmagic.core.tracking import (
-    last_run,
-    last_run_summary,
-    log_variables,
-    run_summary,
-    track,
-)
+Names are loaded on first use, so importing one core module (as ``%load_ext`` does) does not
+import them all.
+"""
 
-__all__ = [
-    "Connection",
-    "connect",
-    "current_connection",
-    "embedded_uri",
-    "ensure_connected",
-    "last_run",
-    "last_run_summary",
-    "log_variables",
-    "run_summary",
-    "runs",
-    "set_experiment",
-    "status",
-    "track",
-]
+from __future__ import annotations
+
+import importlib
+
+_EXPORTS = {
+    "Connection": "state",
+    "connect": "connection",
+    "current_connection": "connection",
+    "embedded_uri": "connection",
+    "ensure_connected": "connection",
+    "set_experiment": "connection",
+    "status": "connection",
+    "runs": "runs",
+    "last_run": "tracking",
+    "last_run_summary": "tracking",
+    "log_variables": "tracking",
+    "run_summary": "tracking",
+    "track": "tracking",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(f"mlmagic.core.{_EXPORTS[name]}"), name)
+    raise AttributeError(f"module 'mlmagic.core' has no attribute '{name}'")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))

@@ -7,7 +7,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from mlmagic.backends import open_backend
-from mlmagic.core.config import Settings, resolve_settings
+from mlmagic.config import Settings, resolve_settings
 from mlmagic.core.display import Card, card
 from mlmagic.core.secrets import error_line, redact_uri
 from mlmagic.core.state import STATE, Connection

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import numbers
 import os
+import tempfile
 import threading
 import time
 import traceback
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from functools import partial
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mlmagic.core.connection import ensure_connected, experiment_id_of
@@ -76,7 +78,7 @@ def track(
     )
     client = mlflow.MlflowClient(connection.tracking_uri)
     recorder = Recorder(tracked.run_id, partial(client.log_batch, tracked.run_id))
-    uploads = [_upload_text(client, tracked.run_id, source, SOURCE_ARTIFACT)] if source else []
+    uploads = [_upload_text(run, tracked.tracking_uri, source, SOURCE_ARTIFACT)] if source else []
     status = "FAILED"
     try:
         with recording(recorder):
@@ -94,7 +96,7 @@ def track(
         raise
     except BaseException as error:
         text = "".join(traceback.format_exception(error))
-        uploads.append(_upload_text(client, tracked.run_id, text, TRACEBACK_ARTIFACT))
+        uploads.append(_upload_text(run, tracked.tracking_uri, text, TRACEBACK_ARTIFACT))
         raise
     finally:
         if autolog:
@@ -208,14 +210,26 @@ def _suppressed_run_links(suppress: bool) -> Iterator[None]:
             os.environ[variable] = before
 
 
-def _upload_text(client, run_id: str, text: str, artifact_file: str) -> threading.Thread:
-    """Log ``text`` as an artifact in the background, so that it costs the cell no round trip."""
+def _upload_text(run: ActiveRun, tracking_uri: str, text: str, name: str) -> threading.Thread:
+    """Log ``text`` as the artifact ``name`` in the background, straight to the run's artifact
+    store (no lookup of the run first), so that it costs the cell no round trip."""
+    from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+    from mlflow.store.artifact.local_artifact_repo import LocalArtifactRepository
 
     def upload() -> None:
         try:
-            client.log_text(run_id, text, artifact_file)
+            repository = get_artifact_repository(run.info.artifact_uri, tracking_uri)
+            if isinstance(repository, LocalArtifactRepository):  # a folder: write in place
+                folder = Path(repository.artifact_dir)
+                folder.mkdir(parents=True, exist_ok=True)
+                (folder / name).write_text(text, encoding="utf-8")
+                return
+            with tempfile.TemporaryDirectory() as folder:
+                path = Path(folder) / name
+                path.write_text(text, encoding="utf-8")
+                repository.log_artifact(str(path))
         except Exception as error:
-            notify(f"could not log {artifact_file}: {error_line(error, client.tracking_uri)}")
+            notify(f"could not log {name}: {error_line(error, tracking_uri)}")
 
     thread = threading.Thread(target=upload, daemon=True)
     thread.start()
