@@ -39,7 +39,7 @@ def tracked_shell():
     from IPython.core.interactiveshell import InteractiveShell
 
     shell = InteractiveShell.instance()
-    shell.run_line_magic("load_ext", "mlmagic")
+    shell.extension_manager.load_extension("mlmagic")  # quiet if it is loaded already
     return shell
 
 

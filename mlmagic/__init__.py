@@ -21,6 +21,7 @@ _PUBLIC = {
     "last_run": "mlmagic.core",
     "status": "mlmagic.core",
     "set_experiment": "mlmagic.core",
+    "sync": "mlmagic.core",
     "MlmagicError": "mlmagic.errors",
 }
 __all__ = ["load_ipython_extension", "unload_ipython_extension", *_PUBLIC]

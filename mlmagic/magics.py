@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
     from mlmagic.core import Connection
     from mlmagic.core.display import Card
+    from mlmagic.core.journal import SyncReport
 
 
 @magics_class
@@ -72,6 +73,13 @@ class MlMagic(Magics):
         from mlmagic import core
 
         return core.status()
+
+    @line_magic
+    def aml_sync(self, line: str) -> SyncReport:
+        """Send the runs kept in the offline journal (while the server was away) to it."""
+        from mlmagic import core
+
+        return core.sync()
 
     @magic_arguments()
     @argument("-n", "--name", help="run name")

@@ -6,7 +6,7 @@ import json
 import subprocess
 import sys
 
-LINE_MAGICS = {"aml_connect", "aml_experiment", "aml_status", "aml_runs"}
+LINE_MAGICS = {"aml_connect", "aml_experiment", "aml_status", "aml_runs", "aml_sync"}
 CELL_MAGICS = {"track"}
 DATABRICKS_MAGICS = {"sql", "md", "sh", "fs", "run", "pip", "python", "scala", "r"}
 

@@ -8,6 +8,7 @@ it changes no global state. Adding a backend (Azure ML comes next) is adding a m
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import ModuleType
 
@@ -21,6 +22,7 @@ class Backend:
     ui_url: str | None = None
     run_path: str = "#/experiments/{experiment_id}/runs/{run_id}"
     ui_hint: str | None = None
+    host_creds: Callable | None = None  # for stores reached over MLflow's REST API
 
     def run_url(self, experiment_id: str, run_id: str) -> str | None:
         """The web UI address of one run, where this backend has a UI."""

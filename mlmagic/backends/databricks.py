@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 from mlmagic.backends import Backend
 from mlmagic.backends.server import probe_rest_api
 from mlmagic.errors import ConnectionFailed
@@ -26,5 +28,6 @@ def open(uri: str, timeout: float) -> Backend:
     probe_rest_api(host_creds, host_creds.host, timeout)
     return Backend(
         "databricks", uri, ui_url=host_creds.host,
+        host_creds=partial(get_databricks_host_creds, uri),
         run_path="ml/experiments/{experiment_id}/runs/{run_id}",
     )

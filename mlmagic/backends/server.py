@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+from functools import partial
 
 from mlmagic.backends import Backend
 from mlmagic.core.secrets import redact_uri, without_credentials
@@ -21,7 +22,10 @@ def open(uri: str, timeout: float) -> Backend:
     from mlflow.utils.credentials import get_default_host_creds
 
     probe_rest_api(get_default_host_creds(uri), redact_uri(uri), timeout)
-    return Backend("mlflow server", uri, ui_url=without_credentials(uri))
+    return Backend(
+        "mlflow server", uri, ui_url=without_credentials(uri),
+        host_creds=partial(get_default_host_creds, uri),
+    )
 
 
 def probe_rest_api(host_creds, shown_uri: str, timeout: float) -> None:
@@ -37,15 +41,19 @@ def probe_rest_api(host_creds, shown_uri: str, timeout: float) -> None:
             raise_on_status=False,
         )
     except MlflowException as error:
+        reason = network_failure(error) or type(error).__name__
+        if reason == "no answer in time":
+            reason = f"no answer within {timeout:g} s"
         raise ConnectionFailed(
-            f"cannot reach the MLflow server at {shown_uri} ({_reason(error, timeout)}). "
+            f"cannot reach the MLflow server at {shown_uri} ({reason}). "
             "Start the server or check the URI."
         ) from None
     _check_status(response.status_code, shown_uri)
 
 
-def _reason(error: BaseException, timeout: float) -> str:
-    """Name the network failure buried in the chain of wrapped exceptions."""
+def network_failure(error: BaseException) -> str | None:
+    """Name the network failure buried in a chain of wrapped exceptions; None if there is
+    none (the server answered, or the error is not about the network)."""
     chain = _exception_chain(error)
     if any(isinstance(e, ConnectionRefusedError) for e in chain):
         return "connection refused"
@@ -54,8 +62,11 @@ def _reason(error: BaseException, timeout: float) -> str:
     if any("SSL" in type(e).__name__ for e in chain):
         return "its TLS certificate is not trusted; set REQUESTS_CA_BUNDLE"
     if any("Timeout" in type(e).__name__ or isinstance(e, TimeoutError) for e in chain):
-        return f"no answer within {timeout:g} s"
-    return type(chain[-1]).__name__
+        return "no answer in time"
+    if any(isinstance(e, ConnectionError) or "ConnectionError" in type(e).__name__
+           for e in chain):
+        return "connection lost"
+    return None
 
 
 def _exception_chain(error: BaseException) -> list[BaseException]:

@@ -16,6 +16,7 @@ _EXPORTS = {
     "ensure_connected": "connection",
     "set_experiment": "connection",
     "status": "connection",
+    "sync": "connection",
     "runs": "runs",
     "last_run": "tracking",
     "last_run_summary": "tracking",

@@ -7,8 +7,10 @@ from dataclasses import replace
 from pathlib import Path
 
 from mlmagic.backends import open_backend
+from mlmagic.backends.server import network_failure
 from mlmagic.config import Settings, resolve_settings
-from mlmagic.core.display import Card, card
+from mlmagic.core.display import Card, card, notify
+from mlmagic.core.journal import SyncReport, pending, sync_journals
 from mlmagic.core.secrets import error_line, redact_uri
 from mlmagic.core.state import STATE, Connection
 from mlmagic.errors import ConnectionFailed, InvalidInput, NotFound
@@ -63,7 +65,31 @@ def connect(
     STATE.env_uri_written, STATE.env_uri_of_user = os.environ.get(URI_VARIABLE), users_own
     mlflow.set_experiment(experiment_id=experiment_id)
     STATE.connection = Connection(backend, name, experiment_id, settings.origin)
+    if pending(backend.tracking_uri):
+        notify(repr(sync()))
     return STATE.connection
+
+
+def sync() -> SyncReport:
+    """Send the runs kept in the offline journal to the current store, each exactly once."""
+    connection = ensure_connected()
+    from mlmagic.core.sink import SHORT_RETRIES, temporary_env
+
+    try:
+        with temporary_env({**SHORT_RETRIES, "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true"}):
+            report, run_ids = sync_journals(connection.tracking_uri)
+    except Exception as error:
+        reason = network_failure(error)
+        if reason is None:
+            raise
+        raise ConnectionFailed(
+            f"cannot reach {redact_uri(connection.tracking_uri)} ({reason}); the journal is "
+            "kept. Run %aml_sync again when the server is back."
+        ) from None
+    tracked = STATE.last_tracked
+    if tracked is not None and tracked.journal in run_ids:
+        tracked.run_id, tracked.journal = run_ids[tracked.journal], None
+    return report
 
 
 def current_connection() -> Connection | None:

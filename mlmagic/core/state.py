@@ -6,6 +6,7 @@ Magics and the panel read it through core functions; nothing else keeps a copy.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from mlmagic.backends import Backend
 from mlmagic.core.display import card
@@ -57,7 +58,7 @@ class Connection:
 class TrackedRun:
     """What the session knows of a tracked run without asking the store."""
 
-    run_id: str
+    run_id: str | None  # None while the run exists only in the offline journal
     run_name: str
     experiment_id: str
     tracking_uri: str
@@ -66,6 +67,7 @@ class TrackedRun:
     status: str = "RUNNING"
     metrics: dict[str, float] = field(default_factory=dict)
     complete: bool = True  # False when something was logged around mlmagic: ask the store
+    journal: Path | None = None  # where the run waits for %aml_sync, if its store was away
 
 
 @dataclass

@@ -3,22 +3,22 @@
 from __future__ import annotations
 
 import numbers
-import os
 import tempfile
 import threading
 import time
 import traceback
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from mlmagic.backends.server import network_failure
 from mlmagic.core.connection import ensure_connected, experiment_id_of
 from mlmagic.core.display import Card, card, format_duration, notify
 from mlmagic.core.notebook import notebook_path
 from mlmagic.core.recorder import Recorder, recording
 from mlmagic.core.secrets import error_line, is_secret_name
+from mlmagic.core.sink import SHORT_RETRIES, RunSink, temporary_env
 from mlmagic.core.state import STATE, TrackedRun
 from mlmagic.errors import InvalidInput
 
@@ -65,20 +65,18 @@ def track(
             "or use --nested (nested=True) to track this cell inside it."
         )
     connection = ensure_connected()
-    experiment_id = experiment_id_of(experiment, create=True) if experiment else None
+    experiment_id = (
+        experiment_id_of(experiment, create=True) if experiment else connection.experiment_id
+    )
     params = _without_secrets(params or {}, "param")
     tags = {**_source_tags(namespace), **_without_secrets(tags or {}, "tag")}
-    run = mlflow.start_run(
-        run_name=name, experiment_id=experiment_id or connection.experiment_id,
-        nested=nested, tags=tags,
-    )
+    run, sink = _start_run(connection, name, experiment_id, nested, tags)
     tracked = STATE.last_tracked = TrackedRun(
-        run.info.run_id, run.info.run_name, run.info.experiment_id,
-        connection.tracking_uri, run.info.start_time,
+        sink.run_id, run.info.run_name if run else name or "(unnamed)", experiment_id,
+        connection.tracking_uri, run.info.start_time if run else int(time.time() * 1000),
     )
-    client = mlflow.MlflowClient(connection.tracking_uri)
-    recorder = Recorder(tracked.run_id, partial(client.log_batch, tracked.run_id))
-    uploads = [_upload_text(run, tracked.tracking_uri, source, SOURCE_ARTIFACT)] if source else []
+    recorder = Recorder(sink.run_id, sink.write_batch)
+    uploads = [_keep_text(sink, run, source, SOURCE_ARTIFACT)] if source else []
     status = "FAILED"
     try:
         with recording(recorder):
@@ -96,19 +94,21 @@ def track(
         raise
     except BaseException as error:
         text = "".join(traceback.format_exception(error))
-        uploads.append(_upload_text(run, tracked.tracking_uri, text, TRACEBACK_ARTIFACT))
+        uploads.append(_keep_text(sink, run, text, TRACEBACK_ARTIFACT))
         raise
     finally:
         if autolog:
             mlflow.autolog(disable=True)
         recorder.close()
-        with _suppressed_run_links(quiet):
-            _end_run(tracked.run_id, outer.info.run_id if outer else None, status)
+        _close_run(sink, outer.info.run_id if outer else None, status, quiet)
         for upload in uploads:
-            upload.join()
+            if upload is not None:
+                upload.join()
         tracked.status, tracked.end_time = status, int(time.time() * 1000)
+        sink.end(status, tracked.end_time)
         tracked.metrics = recorder.last_metrics
         tracked.complete = not (recorder.bypassed or autolog)
+        tracked.journal = sink.journal.path if sink.journal else None
 
 
 def log_variables(names: Iterable[str], namespace: Mapping[str, object]) -> None:
@@ -140,7 +140,7 @@ def log_variables(names: Iterable[str], namespace: Mapping[str, object]) -> None
 def last_run() -> Run | None:
     """The run of the last tracked block, fresh from its store (MLflow's ``Run``), or None."""
     tracked = STATE.last_tracked
-    if tracked is None:
+    if tracked is None or tracked.run_id is None:
         return None
     from mlflow import MlflowClient
 
@@ -153,12 +153,12 @@ def last_run_summary() -> Card | None:
     tracked = STATE.last_tracked
     if tracked is None:
         return None
-    if not tracked.complete:
+    if not tracked.complete and tracked.journal is None:
         return run_summary(last_run())
     duration = tracked.end_time - tracked.start_time if tracked.end_time else None
     return _summary_card(
         tracked.run_name, tracked.run_id, tracked.experiment_id, tracked.status, duration,
-        tracked.metrics,
+        tracked.metrics, tracked.journal,
     )
 
 
@@ -171,50 +171,96 @@ def run_summary(run: Run) -> Card:
     )
 
 
-def _summary_card(name, run_id, experiment_id, status, duration, metrics) -> Card:
+def _summary_card(name, run_id, experiment_id, status, duration, metrics, journal=None):
     connection = STATE.connection
-    url = connection.run_url(run_id, experiment_id) if connection else None
+    url = connection.run_url(run_id, experiment_id) if connection and run_id else None
     shown = ", ".join(f"{key}={value:.6g}" for key, value in sorted(metrics.items()))
     return card(
-        f"run {name}: {status}",
+        f"run {name}: {status}" + (" (offline)" if journal else ""),
         ("run id", run_id),
         ("duration", format_duration(duration)),
         ("metrics", shown),
         ("link", url),
+        ("journal", f"{journal} (%aml_sync sends it)" if journal else None),
     )
 
 
-def _end_run(run_id: str, outer_id: str | None, status: str) -> None:
+def _start_run(connection, name, experiment_id, nested, tags) -> tuple[ActiveRun | None, RunSink]:
+    """Start the run; if its store cannot be reached, plan to create it from the journal."""
     import mlflow
 
-    while (active := mlflow.active_run()) and active.info.run_id not in (run_id, outer_id):
-        mlflow.end_run(status)  # a run the block started and left open
-    if (active := mlflow.active_run()) and active.info.run_id == run_id:
-        mlflow.end_run(status)
-    else:  # the block ended our run itself; record the real outcome
-        mlflow.MlflowClient().set_terminated(run_id, status, end_time=int(time.time() * 1000))
-
-
-@contextmanager
-def _suppressed_run_links(suppress: bool) -> Iterator[None]:
-    variable = "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"
-    before = os.environ.get(variable)
-    if suppress:
-        os.environ[variable] = "true"
     try:
-        yield
-    finally:
-        if before is None:
-            os.environ.pop(variable, None)
-        else:
-            os.environ[variable] = before
+        with temporary_env(SHORT_RETRIES):
+            run = mlflow.start_run(
+                run_name=name, experiment_id=experiment_id, nested=nested, tags=tags
+            )
+    except Exception as error:
+        reason = network_failure(error)
+        if reason is None:
+            raise
+        from mlflow.tracking.context.registry import resolve_tags
+
+        plan = {
+            "experiment_id": experiment_id, "run_name": name,
+            "start_time": int(time.time() * 1000), "tags": resolve_tags(tags),
+        }
+        sink = RunSink(connection, None, plan)
+        sink.go_offline(reason)
+        return None, sink
+    return run, RunSink(connection, run.info.run_id, {"experiment_id": experiment_id})
 
 
-def _upload_text(run: ActiveRun, tracking_uri: str, text: str, name: str) -> threading.Thread:
+def _close_run(sink: RunSink, outer_id: str | None, status: str, quiet: bool) -> None:
+    """End the runs the block left open, then its own; journal the end if the store is gone."""
+    if sink.run_id is None:
+        return
+    quiet_links = {"MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true"} if quiet else {}
+    try:
+        with temporary_env({**SHORT_RETRIES, **quiet_links}):
+            _end_runs(sink.run_id, outer_id, status)
+    except Exception as error:
+        reason = network_failure(error)
+        if reason is None:
+            raise
+        sink.go_offline(reason)
+
+
+def _end_runs(run_id: str, outer_id: str | None, status: str) -> None:
+    import mlflow
+
+    failures = []
+    while (active := mlflow.active_run()) and active.info.run_id != outer_id:
+        ours = active.info.run_id == run_id
+        try:
+            mlflow.end_run(status)  # pops the run first, so none is left active on failure
+        except Exception as error:
+            failures.append(error)
+        if ours:
+            break
+    else:  # the block ended its run itself: record the real outcome
+        try:
+            mlflow.MlflowClient().set_terminated(run_id, status, int(time.time() * 1000))
+        except Exception as error:
+            failures.append(error)
+    if failures:
+        raise failures[0]
+
+
+def _keep_text(sink: RunSink, run, text: str, name: str) -> threading.Thread | None:
+    """Keep ``text`` as the artifact ``name``: uploaded in the background, or journaled."""
+    if sink.offline:
+        sink.journal.add_artifact(name, text)
+        return None
+    return _upload_text(sink, run, text, name)
+
+
+def _upload_text(sink: RunSink, run: ActiveRun, text: str, name: str) -> threading.Thread:
     """Log ``text`` as the artifact ``name`` in the background, straight to the run's artifact
     store (no lookup of the run first), so that it costs the cell no round trip."""
     from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
     from mlflow.store.artifact.local_artifact_repo import LocalArtifactRepository
+
+    tracking_uri = sink.connection.tracking_uri
 
     def upload() -> None:
         try:
@@ -229,7 +275,11 @@ def _upload_text(run: ActiveRun, tracking_uri: str, text: str, name: str) -> thr
                 path.write_text(text, encoding="utf-8")
                 repository.log_artifact(str(path))
         except Exception as error:
-            notify(f"could not log {name}: {error_line(error, tracking_uri)}")
+            reason = network_failure(error)
+            if reason is None:
+                notify(f"could not log {name}: {error_line(error, tracking_uri)}")
+            else:
+                sink.keep_artifact(name, text, reason)
 
     thread = threading.Thread(target=upload, daemon=True)
     thread.start()
