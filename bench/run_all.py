@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import empty_cell
+import live_view
 import load_ext
 import metric_logging
 
@@ -40,6 +41,7 @@ def main() -> None:
         "load_ext": load_ext.measure(),
         "metric_logging": metric_logging.measure(),
         "empty_cell": empty_cell.measure(),
+        "live_view": live_view.measure(),
     }
     RESULTS.write_text(json.dumps(figures, indent=2) + "\n")
     print(json.dumps(figures, indent=2))

@@ -7,13 +7,15 @@ Settings are traitlets, so ``%config MlMagic.default_experiment = "churn"`` work
 from __future__ import annotations
 
 import ast
+import contextvars
 import re
+import threading
 from typing import TYPE_CHECKING, Any
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
-from IPython.display import display
+from IPython.display import DisplayHandle, display
 from traitlets import Bool, Float, Int, Unicode, observe
 
 from mlmagic.errors import InvalidInput
@@ -38,6 +40,9 @@ class MlMagic(Magics):
         config=True
     )
     show_summary = Bool(True, help="Show a run summary after each %%track cell.").tag(config=True)
+    live_interval = Float(
+        0.5, help="Seconds between refreshes of a running cell's summary in a notebook; 0: off."
+    ).tag(config=True)
     max_runs = Int(1000, help="How many runs %aml_runs returns when --max is not given.").tag(
         config=True
     )
@@ -113,16 +118,21 @@ class MlMagic(Magics):
             quiet=self.show_summary,
         )
         code, last_expression = self._compile(cell)
+        live = _LiveSummary(self.live_interval) if self._shows_live_summary() else None
         started = False
         try:
             with core.track(**options):
                 started = True
+                if live:
+                    live.start()
                 exec(code, self.shell.user_global_ns, self.shell.user_ns)
                 if last_expression is not None:
                     return eval(last_expression, self.shell.user_global_ns, self.shell.user_ns)
         finally:
+            if live:
+                live.stop()
             if started and self.show_summary:
-                self._show_last_run()
+                self._show_last_run(live)
 
     @magic_arguments()
     @argument("-e", "--experiment", help="experiment name (default: the current one)")
@@ -173,14 +183,55 @@ class MlMagic(Magics):
         code = shell.compile(tree, filename, "exec")
         return code, shell.compile(last, filename, "eval") if last else None
 
-    def _show_last_run(self) -> None:
+    def _shows_live_summary(self) -> bool:
+        # Only a kernel's front end redraws a display in place; a terminal would print anew.
+        in_kernel = getattr(self.shell, "kernel", None) is not None
+        return self.show_summary and self.live_interval > 0 and in_kernel
+
+    def _show_last_run(self, live: _LiveSummary | None) -> None:
         from mlmagic import core
         from mlmagic.core.display import notify
 
         try:
-            display(core.last_run_summary())
+            summary = core.last_run_summary()
+            live.finish(summary) if live else display(summary)
         except Exception as error:
             notify(f"the run is recorded, but its summary could not be shown: {error}")
+
+
+class _LiveSummary:
+    """The running cell's summary, shown once and redrawn in place every ``interval`` s."""
+
+    def __init__(self, interval: float) -> None:
+        self.interval = interval
+        self.handle = DisplayHandle()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        from mlmagic import core
+
+        self.handle.display(core.running_summary())
+        # the kernel finds the cell an output belongs to in the context: give it to the thread
+        context = contextvars.copy_context()
+        self._thread = threading.Thread(target=context.run, args=(self._refresh,), daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+
+    def finish(self, summary) -> None:
+        self.handle.update(summary)
+
+    def _refresh(self) -> None:
+        from mlmagic import core
+
+        while not self._stop.wait(self.interval):
+            summary = core.running_summary()
+            if summary is not None:
+                self.handle.update(summary)
 
 
 def _pairs(pairs: list[str], option: str) -> dict[str, str]:

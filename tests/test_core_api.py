@@ -71,3 +71,16 @@ def test_secret_names(name, secret):
 )
 def test_redacted_uris(uri, shown):
     assert redact_uri(uri) == shown
+
+
+def test_every_core_export_is_the_function_not_a_module():
+    import importlib
+    import pkgutil
+
+    import mlmagic.core
+
+    for module in pkgutil.iter_modules(mlmagic.core.__path__):
+        importlib.import_module(f"mlmagic.core.{module.name}")
+    for name in mlmagic.core.__all__:
+        assert callable(getattr(mlmagic.core, name)), name
+        assert not isinstance(getattr(mlmagic.core, name), type(mlmagic)), name

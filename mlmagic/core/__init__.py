@@ -17,11 +17,12 @@ _EXPORTS = {
     "set_experiment": "connection",
     "status": "connection",
     "sync": "connection",
-    "runs": "runs",
+    "runs": "search",
     "last_run": "tracking",
     "last_run_summary": "tracking",
     "log_variables": "tracking",
     "run_summary": "tracking",
+    "running_summary": "tracking",
     "track": "tracking",
 }
 __all__ = sorted(_EXPORTS)

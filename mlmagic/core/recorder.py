@@ -150,6 +150,11 @@ def recording(recorder: Recorder) -> Iterator[Recorder]:
                 setattr(mlflow, name, _ORIGINALS.pop(name))
 
 
+def active_recorder() -> Recorder | None:
+    """The recorder of the innermost tracked block that is running, if any."""
+    return _RECORDERS[-1] if _RECORDERS else None
+
+
 def _recorder_for(run_id: str | None, synchronous: bool | None = None) -> Recorder | None:
     """The recorder that takes a call for ``run_id`` (None: the active run), if any."""
     if not _RECORDERS:

@@ -16,7 +16,7 @@ from mlmagic.backends.server import network_failure
 from mlmagic.core.connection import ensure_connected, experiment_id_of
 from mlmagic.core.display import Card, card, format_duration, notify
 from mlmagic.core.notebook import notebook_path
-from mlmagic.core.recorder import Recorder, recording
+from mlmagic.core.recorder import Recorder, active_recorder, recording
 from mlmagic.core.secrets import error_line, is_secret_name
 from mlmagic.core.sink import SHORT_RETRIES, RunSink, temporary_env
 from mlmagic.core.state import STATE, TrackedRun
@@ -159,6 +159,17 @@ def last_run_summary() -> Card | None:
     return _summary_card(
         tracked.run_name, tracked.run_id, tracked.experiment_id, tracked.status, duration,
         tracked.metrics, tracked.journal,
+    )
+
+
+def running_summary() -> Card | None:
+    """A card for the tracked run in progress: its metrics so far and the time it has taken."""
+    recorder, tracked = active_recorder(), STATE.last_tracked
+    if recorder is None or tracked is None or tracked.end_time is not None:
+        return None
+    return _summary_card(
+        tracked.run_name, tracked.run_id, tracked.experiment_id, "RUNNING",
+        int(time.time() * 1000) - tracked.start_time, recorder.last_metrics,
     )
 
 
