@@ -16,7 +16,7 @@ REPO = Path(__file__).resolve().parents[1]
 os.environ["MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"] = "true"  # MLflow's per-run links
 sys.path.insert(0, str(REPO / "tests"))
 
-from servers import MlflowServer  # noqa: E402
+from servers import MlflowServer, clean_environment  # noqa: E402, F401 - for the benchmarks
 
 
 def alternate(candidates: dict[str, Callable[[], float | None]], rounds: int) -> dict[str, float]:

@@ -7,7 +7,7 @@ import json
 import tempfile
 import time
 
-from _common import alternate
+from _common import alternate, clean_environment
 
 CELL = (
     "%%track\n"
@@ -22,7 +22,9 @@ def measure(rounds: int = 9) -> dict:
     from jupyter_client.manager import start_new_kernel
 
     with tempfile.TemporaryDirectory() as folder:
-        manager, client = start_new_kernel(kernel_name="python3", cwd=folder)
+        manager, client = start_new_kernel(
+            kernel_name="python3", cwd=folder, env=clean_environment()
+        )
         try:
             client.execute_interactive(
                 "%load_ext mlmagic\n%aml_connect", timeout=300, output_hook=lambda m: None

@@ -17,6 +17,13 @@ TRACKING_ENV = (
 )
 
 
+def clean_environment(*more: str) -> dict[str, str]:
+    """This process's environment without the tracking settings (MLflow writes its tracking
+    URI there) and without the variables named in ``more``: for child processes."""
+    dropped = {*TRACKING_ENV, *more}
+    return {name: value for name, value in os.environ.items() if name not in dropped}
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on right now."""
     with socket.socket() as sock:
@@ -43,9 +50,8 @@ class MlflowServer:
             "--backend-store-uri", f"sqlite:///{self.root / 'server.db'}",
             "--artifacts-destination", str(self.root / "artifacts"),
         ]
-        environment = {k: v for k, v in os.environ.items() if k not in TRACKING_ENV}
         self._process = subprocess.Popen(
-            command, stdout=log, stderr=subprocess.STDOUT, cwd=self.root, env=environment,
+            command, stdout=log, stderr=subprocess.STDOUT, cwd=self.root, env=clean_environment(),
             start_new_session=True,
         )
         log.close()

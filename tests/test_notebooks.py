@@ -11,10 +11,11 @@ from pathlib import Path
 import mlflow
 import nbformat
 import pytest
+from conftest import ENV_TO_CLEAR
 from jupyter_client.manager import start_new_kernel
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
-from servers import free_port
+from servers import clean_environment, free_port
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -85,7 +86,7 @@ def test_user_errors_are_one_line_in_the_kernel(workdir):
 def test_kernel_interrupt_closes_the_run_as_killed(workdir):
     manager, client = start_new_kernel(
         kernel_name="python3", cwd=str(workdir),
-        env={**_clean_env(), "JPY_SESSION_NAME": str(workdir / "long.ipynb")},
+        env={**clean_environment(*ENV_TO_CLEAR), "JPY_SESSION_NAME": str(workdir / "long.ipynb")},
     )
     try:
         client.execute_interactive("%load_ext mlmagic\n%aml_connect", timeout=120)
@@ -115,41 +116,3 @@ def _wait_for_running_run(workdir: Path, limit: float = 120) -> None:
             return
         time.sleep(0.3)
     raise AssertionError("the tracked cell never started its run")
-
-
-def _clean_env() -> dict[str, str]:
-    import os
-
-    from conftest import ENV_TO_CLEAR
-
-    return {k: v for k, v in os.environ.items() if k not in ENV_TO_CLEAR}
-
-
-def test_a_running_cell_shows_its_metrics_live_in_the_kernel(workdir):
-    manager, client = start_new_kernel(kernel_name="python3", cwd=str(workdir), env=_clean_env())
-    messages = []
-    try:
-        client.execute_interactive("%load_ext mlmagic\n%aml_connect", timeout=120)
-        cell = (
-            "%%track --name live\n"
-            "import mlflow, time\n"
-            "for step in range(30):\n"
-            "    mlflow.log_metric('loss', 1.0 / (step + 1), step=step)\n"
-            "    time.sleep(0.1)\n"
-        )
-        reply = client.execute_interactive(cell, timeout=120, output_hook=messages.append)
-        assert reply["content"]["status"] == "ok"
-    finally:
-        client.stop_channels()
-        manager.shutdown_kernel(now=True)
-    shown = [m for m in messages if m["msg_type"] in ("display_data", "update_display_data")]
-    assert shown[0]["msg_type"] == "display_data"
-    display_id = shown[0]["content"]["transient"]["display_id"]
-    updates = [m for m in shown if m["msg_type"] == "update_display_data"]
-    assert all(m["content"]["transient"]["display_id"] == display_id for m in updates)
-    texts = [m["content"]["data"]["text/plain"] for m in updates]
-    running = [text for text in texts if "run live: RUNNING" in text]
-    assert 2 <= len(running) <= 15  # a few times a second, over about three seconds
-    assert "loss=" in running[-1]
-    assert "run live: FINISHED" in texts[-1] and "loss=0.0333333" in texts[-1]
-    assert len([m for m in shown if m["msg_type"] == "display_data"]) == 1
