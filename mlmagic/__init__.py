@@ -22,6 +22,9 @@ _PUBLIC = {
     "status": "mlmagic.core",
     "set_experiment": "mlmagic.core",
     "sync": "mlmagic.core",
+    "register": "mlmagic.core",
+    "models": "mlmagic.core",
+    "resolve_model": "mlmagic.core",
     "MlmagicError": "mlmagic.errors",
 }
 __all__ = ["load_ipython_extension", "unload_ipython_extension", *_PUBLIC]

@@ -87,6 +87,33 @@ class MlMagic(Magics):
         return core.sync()
 
     @magic_arguments()
+    @argument("name", help="registered model name (a new version is added)")
+    @argument("--run", default="last", help="run id, or 'last' (the last tracked cell)")
+    @argument("--path", default="model", help="the model's name in the run (default: model)")
+    @argument("--uri", help="a model URI instead of a run (runs:/…, models:/…)")
+    @argument("--alias", help="set this alias on the new version, e.g. champion")
+    @argument("-t", "--tag", action="append", default=[], metavar="KEY=VALUE",
+              help="tag the new version (repeatable)")
+    @line_magic
+    def aml_register(self, line: str) -> Card:
+        """Register a model as a new version: %aml_register NAME [--run last] [--alias A]."""
+        args = self._parse(self.aml_register, line, "%aml_register")
+        from mlmagic import core
+
+        version = core.register(
+            args.name, run=args.run, path=args.path, uri=args.uri, alias=args.alias,
+            tags=_pairs(args.tag, "--tag"),
+        )
+        return core.version_summary(version)
+
+    @line_magic
+    def aml_models(self, line: str) -> pd.DataFrame:
+        """Registered models as a DataFrame, or one model's versions: %aml_models [NAME]."""
+        from mlmagic import core
+
+        return core.models(line.strip() or None)
+
+    @magic_arguments()
     @argument("-n", "--name", help="run name")
     @argument("-e", "--experiment", help="experiment of this run (created if missing)")
     @argument("-p", "--param", action="append", default=[], metavar="KEY=VALUE",
@@ -98,6 +125,7 @@ class MlMagic(Magics):
     @argument("--autolog", action="store_true", help="turn on mlflow.autolog() for the cell")
     @argument("--nested", action="store_true", help="track inside the active run")
     @argument("--no-source", action="store_true", help="do not log the cell's source")
+    @argument("--register", metavar="MODEL", help="register the model the cell logged")
     @cell_magic
     def track(self, line: str, cell: str) -> Any:
         """Run the cell as an MLflow run; its mlflow.log_* calls write to that run."""
@@ -119,7 +147,7 @@ class MlMagic(Magics):
         )
         code, last_expression = self._compile(cell)
         live = _LiveSummary(self.live_interval) if self._shows_live_summary() else None
-        started = False
+        started, value = False, None
         try:
             with core.track(**options):
                 started = True
@@ -127,12 +155,15 @@ class MlMagic(Magics):
                     live.start()
                 exec(code, self.shell.user_global_ns, self.shell.user_ns)
                 if last_expression is not None:
-                    return eval(last_expression, self.shell.user_global_ns, self.shell.user_ns)
+                    value = eval(last_expression, self.shell.user_global_ns, self.shell.user_ns)
         finally:
             if live:
                 live.stop()
             if started and self.show_summary:
                 self._show_last_run(live)
+        if args.register:
+            display(core.version_summary(core.register(args.register, path=None)))
+        return value
 
     @magic_arguments()
     @argument("-e", "--experiment", help="experiment name (default: the current one)")

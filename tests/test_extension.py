@@ -6,7 +6,10 @@ import json
 import subprocess
 import sys
 
-LINE_MAGICS = {"aml_connect", "aml_experiment", "aml_status", "aml_runs", "aml_sync"}
+LINE_MAGICS = {
+    "aml_connect", "aml_experiment", "aml_status", "aml_runs", "aml_sync", "aml_register",
+    "aml_models",
+}
 CELL_MAGICS = {"track"}
 DATABRICKS_MAGICS = {"sql", "md", "sh", "fs", "run", "pip", "python", "scala", "r"}
 

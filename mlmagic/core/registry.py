@@ -1,0 +1,211 @@
+"""The model registry: register models as new versions under a name, name them anywhere as
+``NAME``, ``NAME:VERSION``, ``NAME@ALIAS`` or a full URI, and list them."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from mlmagic.core.connection import ensure_connected
+from mlmagic.core.display import Card, card
+from mlmagic.core.secrets import error_line
+from mlmagic.core.state import STATE
+from mlmagic.errors import InvalidInput, NotFound
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+_URI = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*:/")
+_REGISTERED = re.compile(r"^models:/(?P<name>[^/@]+?)(?:/(?P<version>\d+)|@(?P<alias>[^/]+))?/?$")
+_SHORT = re.compile(r"^(?P<name>[^:@]+?)(?::(?P<version>\d+)|@(?P<alias>.+))?$")
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """A resolved model: the URI to load it from and, if registered, its name and version."""
+
+    uri: str
+    name: str | None = None
+    version: str | None = None
+
+    def __str__(self) -> str:
+        return f"{self.name} version {self.version}" if self.name else self.uri
+
+
+def resolve_model(reference: str) -> ModelRef:
+    """Resolve ``NAME`` (latest version), ``NAME:VERSION``, ``NAME@ALIAS`` or a model URI."""
+    reference = reference.strip()
+    if not reference:
+        raise InvalidInput("no model given. Name one as NAME, NAME:VERSION, NAME@ALIAS or a URI.")
+    registered = _REGISTERED.match(reference)
+    if _URI.match(reference) and not registered:
+        return ModelRef(reference)
+    parts = (registered or _SHORT.match(reference)).groupdict()
+    version = _registered_version(parts["name"], parts["version"], parts["alias"])
+    return ModelRef(f"models:/{parts['name']}/{version}", parts["name"], version)
+
+
+def register(
+    name: str,
+    *,
+    run: str = "last",
+    path: str | None = "model",
+    uri: str | None = None,
+    alias: str | None = None,
+    tags: Mapping[str, str] | None = None,
+):
+    """Register a model as a new version of ``name``: the model a run logged at ``path``
+    (``run`` is a run id or "last"; ``path`` None: the model it logged last), or the model
+    at ``uri``. Returns the ModelVersion."""
+    from mlflow import MlflowClient
+
+    if not name or not name.strip():
+        raise InvalidInput("the model name is empty. Example: %aml_register churn-model")
+    connection = ensure_connected()
+    client = MlflowClient(connection.tracking_uri)
+    source = resolve_model(uri).uri if uri else _logged_model_uri(client, _run_id(run), path)
+    version = _quietly_register(client, name.strip(), source, dict(tags or {}))
+    if alias:
+        client.set_registered_model_alias(version.name, alias, version.version)
+    return client.get_model_version(version.name, version.version)
+
+
+def version_summary(version) -> Card:
+    """A card for a registered model version: name, version, aliases, source run, link."""
+    connection = STATE.connection
+    link = None
+    if connection and connection.backend.ui_url and connection.backend.name == "mlflow server":
+        base = connection.backend.ui_url.rstrip("/")
+        link = f"{base}/#/models/{version.name}/versions/{version.version}"
+    return card(
+        f"model {version.name} version {version.version}",
+        ("aliases", ", ".join(version.aliases)),
+        ("source run", version.run_id),
+        ("source", version.source),
+        ("link", link),
+    )
+
+
+def models(name: str | None = None) -> pd.DataFrame:
+    """The registered models, or the versions of the model ``name``, as a pandas DataFrame."""
+    import pandas as pd
+    from mlflow import MlflowClient
+
+    client = MlflowClient(ensure_connected().tracking_uri)
+    if name is None:
+        rows = [
+            {
+                "name": model.name,
+                "latest_version": max(
+                    (int(v.version) for v in model.latest_versions), default=None
+                ),
+                "aliases": dict(model.aliases or {}),
+                "description": model.description,
+                "updated": pd.to_datetime(model.last_updated_timestamp, unit="ms"),
+            }
+            for model in client.search_registered_models()
+        ]
+        columns = ["name", "latest_version", "aliases", "description", "updated"]
+        return pd.DataFrame(rows, columns=columns)
+    versions = _versions(client, name)
+    rows = [
+        {
+            "version": int(v.version), "aliases": list(v.aliases), "run_id": v.run_id,
+            "source": v.source, "status": v.status,
+            "created": pd.to_datetime(v.creation_timestamp, unit="ms"),
+        }
+        for v in sorted(versions, key=lambda v: int(v.version), reverse=True)
+    ]
+    return pd.DataFrame(rows)
+
+
+def _registered_version(name: str, version: str | None, alias: str | None) -> str:
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    client = MlflowClient(ensure_connected().tracking_uri)
+    if alias:
+        try:
+            return str(client.get_model_version_by_alias(name, alias).version)
+        except MlflowException:
+            raise NotFound(
+                f"the model '{name}' has no alias '{alias}'. Set one with "
+                f"%aml_register … --alias {alias}, or name a version: {name}:1."
+            ) from None
+    known = sorted(int(v.version) for v in _versions(client, name))
+    if version is None:
+        return str(known[-1])
+    if int(version) not in known:
+        raise NotFound(f"the model '{name}' has no version {version}; it has {known}.")
+    return version
+
+
+def _versions(client, name: str) -> list:
+    found = client.search_model_versions(f"name = '{_quoted(name)}'")
+    if not found:
+        raise NotFound(f"no registered model named '{name}'. List them with %aml_models.")
+    return found
+
+
+def _run_id(run: str) -> str:
+    if run != "last":
+        return run
+    tracked = STATE.last_tracked
+    if tracked is None:
+        raise InvalidInput("no tracked run yet in this session. Give --run RUN_ID or --uri URI.")
+    if tracked.run_id is None:
+        raise InvalidInput("the last run is in the offline journal. Register it after %aml_sync.")
+    return tracked.run_id
+
+
+def _logged_model_uri(client, run_id: str, path: str) -> str:
+    """The URI of the model the run logged under ``path`` (MLflow 3's logged models first,
+    then a model saved among the run's artifacts)."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        run = client.get_run(run_id)
+    except MlflowException:
+        raise NotFound(f"no run with id '{run_id}' in this store. Check the id.") from None
+    named = f" AND name = '{_quoted(path)}'" if path else ""
+    logged = client.search_logged_models(
+        [run.info.experiment_id], filter_string=f"source_run_id = '{run_id}'{named}"
+    )
+    if logged:
+        return f"models:/{max(logged, key=lambda m: m.creation_timestamp).model_id}"
+    if path is None:
+        raise NotFound(
+            f"the run {run_id} logged no model, so nothing was registered. Log one in the "
+            "cell, e.g. mlflow.sklearn.log_model(model, name='model')."
+        )
+    artifact_uri = f"runs:/{run_id}/{path}"
+    try:
+        client.download_artifacts(run_id, f"{path}/MLmodel")
+    except Exception:
+        raise NotFound(
+            f"the run {run_id} has no model at '{path}'. Log one in the run "
+            "(mlflow.sklearn.log_model(model, name='model')) or give --path."
+        ) from None
+    return artifact_uri
+
+
+def _quietly_register(client, name: str, source: str, tags: dict):
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    try:
+        # MLflow prints its own "Created version" lines; the caller shows a summary instead
+        with contextlib.redirect_stderr(io.StringIO()):
+            return mlflow.register_model(source, name, tags=tags or None)
+    except MlflowException as error:
+        raise InvalidInput(
+            f"could not register '{name}': {error_line(error, client.tracking_uri)}"
+        ) from None
+
+
+def _quoted(text: str) -> str:
+    return text.replace("'", "\\'")
