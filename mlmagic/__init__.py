@@ -25,6 +25,10 @@ _PUBLIC = {
     "register": "mlmagic.core",
     "models": "mlmagic.core",
     "resolve_model": "mlmagic.core",
+    "deploy": "mlmagic.core",
+    "endpoints": "mlmagic.core",
+    "predict": "mlmagic.core",
+    "undeploy": "mlmagic.core",
     "MlmagicError": "mlmagic.errors",
 }
 __all__ = ["load_ipython_extension", "unload_ipython_extension", *_PUBLIC]

@@ -114,6 +114,53 @@ class MlMagic(Magics):
         return core.models(line.strip() or None)
 
     @magic_arguments()
+    @argument("model", help="NAME, NAME:VERSION, NAME@ALIAS or a model URI")
+    @argument("--target", default="local", help="where to deploy (default: local)")
+    @argument("--name", help="endpoint name (default: the model's name)")
+    @argument("--port", type=int, help="port on 127.0.0.1 (default: a free one)")
+    @argument("--check", metavar="VAR", help="a DataFrame to verify the endpoint with")
+    @argument("--timeout", type=float, default=180.0, help="seconds to wait for readiness")
+    @line_magic
+    def aml_deploy(self, line: str) -> Card:
+        """Serve a model as a REST endpoint and verify it: %aml_deploy churn@champion."""
+        args = self._parse(self.aml_deploy, line, "%aml_deploy")
+        from mlmagic import core
+
+        check = self._variable(args.check) if args.check else None
+        endpoint = core.deploy(
+            args.model, target_name=args.target, name=args.name, port=args.port, check=check,
+            timeout=args.timeout,
+        )
+        return core.endpoint_summary(endpoint)
+
+    @line_magic
+    def aml_endpoints(self, line: str) -> pd.DataFrame:
+        """The endpoints this session started, with their state."""
+        from mlmagic import core
+
+        return core.endpoints()
+
+    @magic_arguments()
+    @argument("endpoint", help="endpoint name")
+    @argument("data", help="name of a pandas DataFrame variable")
+    @line_magic
+    def aml_predict(self, line: str):
+        """Score a DataFrame through an endpoint: preds = %aml_predict churn df."""
+        args = self._parse(self.aml_predict, line, "%aml_predict")
+        import numpy as np
+
+        from mlmagic import core
+
+        return np.asarray(core.predict(args.endpoint, self._variable(args.data)))
+
+    @line_magic
+    def aml_undeploy(self, line: str) -> None:
+        """Stop an endpoint: %aml_undeploy NAME."""
+        from mlmagic import core
+
+        core.undeploy(line.strip())
+
+    @magic_arguments()
     @argument("-n", "--name", help="run name")
     @argument("-e", "--experiment", help="experiment of this run (created if missing)")
     @argument("-p", "--param", action="append", default=[], metavar="KEY=VALUE",
@@ -183,6 +230,11 @@ class MlMagic(Magics):
             order_by=args.order_by,
             max_results=self.max_runs if args.max is None else args.max,
         )
+
+    def _variable(self, name: str):
+        if name not in self.shell.user_ns:
+            raise InvalidInput(f"there is no variable '{name}' in the notebook.")
+        return self.shell.user_ns[name]
 
     @observe("default_experiment")
     def _share_default_experiment(self, change) -> None:

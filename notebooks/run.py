@@ -44,6 +44,9 @@ def describe_store(workdir: Path) -> str:
         found = client.search_runs([experiment.experiment_id], max_results=1000)
         if found:
             lines.append(f"  experiment '{experiment.name}': {len(found)} runs")
+    for model in client.search_registered_models():
+        versions = client.search_model_versions(f"name = '{model.name}'")
+        lines.append(f"  registered model '{model.name}': {len(versions)} version(s)")
     if uri.startswith("sqlite:"):
         lines.append(f"Browse them: mlflow ui --backend-store-uri {uri}")
     return "\n".join(lines)

@@ -49,6 +49,10 @@ def test_readme_main_command_runs_the_quickstart(workdir):
     assert result.returncode == 0, result.stderr[-3000:]
     assert f"Runs are in sqlite:///{workdir / 'mlflow.db'}" in result.stdout
     assert "experiment 'quickstart': 2 runs" in result.stdout
+    assert "registered model 'diabetes': 1 version(s)" in result.stdout
+    executed = nbformat.read(REPO / "notebooks" / "quickstart.out.ipynb", as_version=4)
+    predicted = [c for c in executed.cells if c.source.startswith("preds = %aml_predict")][0]
+    assert "array(" in predicted.outputs[0]["data"]["text/plain"]
     runs = {run.info.run_name: run for run in store_runs(workdir, "quickstart")}
     assert set(runs) == {"ridge", "sgd"}
     assert all(run.info.status == "FINISHED" for run in runs.values())
@@ -116,3 +120,35 @@ def _wait_for_running_run(workdir: Path, limit: float = 120) -> None:
             return
         time.sleep(0.3)
     raise AssertionError("the tracked cell never started its run")
+
+
+def test_a_running_cell_shows_its_metrics_live_in_the_kernel(workdir):
+    manager, client = start_new_kernel(
+        kernel_name="python3", cwd=str(workdir), env=clean_environment(*ENV_TO_CLEAR)
+    )
+    messages = []
+    try:
+        client.execute_interactive("%load_ext mlmagic\n%aml_connect", timeout=120)
+        cell = (
+            "%%track --name live\n"
+            "import mlflow, time\n"
+            "for step in range(30):\n"
+            "    mlflow.log_metric('loss', 1.0 / (step + 1), step=step)\n"
+            "    time.sleep(0.1)\n"
+        )
+        reply = client.execute_interactive(cell, timeout=120, output_hook=messages.append)
+        assert reply["content"]["status"] == "ok"
+    finally:
+        client.stop_channels()
+        manager.shutdown_kernel(now=True)
+    shown = [m for m in messages if m["msg_type"] in ("display_data", "update_display_data")]
+    assert shown[0]["msg_type"] == "display_data"
+    display_id = shown[0]["content"]["transient"]["display_id"]
+    updates = [m for m in shown if m["msg_type"] == "update_display_data"]
+    assert all(m["content"]["transient"]["display_id"] == display_id for m in updates)
+    texts = [m["content"]["data"]["text/plain"] for m in updates]
+    running = [text for text in texts if "run live: RUNNING" in text]
+    assert 2 <= len(running) <= 15  # a few times a second, over about three seconds
+    assert "loss=" in running[-1]
+    assert "run live: FINISHED" in texts[-1] and "loss=0.0333333" in texts[-1]
+    assert len([m for m in shown if m["msg_type"] == "display_data"]) == 1

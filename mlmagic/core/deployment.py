@@ -1,0 +1,122 @@
+"""Deploying models to targets, verifying them, scoring through them, and stopping them."""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+from typing import TYPE_CHECKING
+
+from mlmagic.core.connection import ensure_connected
+from mlmagic.core.display import Card, card
+from mlmagic.core.registry import resolve_model
+from mlmagic.deploy import Endpoint, target
+from mlmagic.errors import InvalidInput, MlmagicError, NotFound
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+_ENDPOINTS: dict[str, Endpoint] = {}
+
+
+def deploy(
+    model: str,
+    *,
+    target_name: str = "local",
+    name: str | None = None,
+    port: int | None = None,
+    check=None,
+    timeout: float = 180.0,
+) -> Endpoint:
+    """Serve ``model`` (NAME, NAME:VERSION, NAME@ALIAS or a URI) on a target, then verify it:
+    the model's input example (or ``check``, a DataFrame) must get the same predictions from
+    the endpoint as from the model in this process. Deploying under a used name replaces it."""
+    connection = ensure_connected()
+    ref = resolve_model(model)
+    name = name or ref.name or "model"
+    module = target(target_name)
+    if name in _ENDPOINTS:
+        undeploy(name)
+    endpoint = module.deploy(ref, name, port=port, timeout=timeout,
+                             tracking_uri=connection.tracking_uri)
+    _ENDPOINTS[name] = endpoint
+    _verify(endpoint, ref.uri, check)
+    return endpoint
+
+
+def endpoints() -> pd.DataFrame:
+    """The endpoints this session started: name, target, model, URL and state."""
+    import pandas as pd
+
+    rows = [
+        {"name": e.name, "target": e.target, "model": e.model, "url": e.url,
+         "state": target(e.target).status(e)}
+        for e in _ENDPOINTS.values()
+    ]
+    return pd.DataFrame(rows, columns=["name", "target", "model", "url", "state"])
+
+
+def predict(name: str, frame) -> list:
+    """Send a pandas DataFrame to the endpoint ``name``; its predictions."""
+    import pandas as pd
+
+    if not isinstance(frame, pd.DataFrame):
+        raise InvalidInput(f"expected a pandas DataFrame to score, got a {type(frame).__name__}.")
+    endpoint = _endpoint(name)
+    return target(endpoint.target).predict(endpoint, frame)
+
+
+def undeploy(name: str) -> None:
+    """Stop and forget the endpoint ``name``."""
+    endpoint = _endpoint(name)
+    target(endpoint.target).delete(endpoint)
+    del _ENDPOINTS[name]
+
+
+def endpoint_summary(endpoint: Endpoint) -> Card:
+    """A card for an endpoint with a ready-to-paste request."""
+    example = (
+        f"curl -s {endpoint.url} -H 'Content-Type: application/json' "
+        "-d '{\"dataframe_split\": {\"columns\": [...], \"data\": [[...]]}}'"
+    )
+    return card(
+        f"endpoint {endpoint.name}: ready",
+        ("model", endpoint.model),
+        ("target", endpoint.target),
+        ("scoring URL", endpoint.url),
+        ("log", endpoint.details.get("log")),
+        ("try it", example),
+    )
+
+
+def _endpoint(name: str) -> Endpoint:
+    if name not in _ENDPOINTS:
+        known = ", ".join(_ENDPOINTS) or "none yet"
+        raise NotFound(f"no endpoint named '{name}' in this session (endpoints: {known}).")
+    return _ENDPOINTS[name]
+
+
+def _verify(endpoint: Endpoint, model_uri: str, check) -> None:
+    import mlflow
+    import numpy as np
+
+    model = mlflow.pyfunc.load_model(model_uri)
+    example = check if check is not None else model.input_example
+    if example is None:
+        return
+    expected = np.asarray(model.predict(example))
+    try:
+        served = np.asarray(target(endpoint.target).predict(endpoint, example))
+    except MlmagicError as error:
+        raise MlmagicError(f"the endpoint is up but failed its check request: {error}") from None
+    if served.shape != expected.shape or not np.allclose(served, expected, equal_nan=True):
+        raise MlmagicError(
+            f"the endpoint {endpoint.name} answers differently from the model itself on the "
+            f"check input (served {served.ravel()[:3]}, expected {expected.ravel()[:3]})."
+        )
+
+
+@atexit.register
+def _stop_all() -> None:
+    for name in list(_ENDPOINTS):
+        with contextlib.suppress(Exception):
+            undeploy(name)

@@ -1,0 +1,90 @@
+"""Local deployment: a registered model served by a real `mlflow models serve` process on
+127.0.0.1, verified, scored over HTTP, replaced and stopped."""
+
+from __future__ import annotations
+
+import os
+import socket
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import only_line
+
+TRAIN = (
+    "%%track --name price-model --register price\n"
+    "import mlflow\n"
+    "import pandas as pd\n"
+    "from sklearn.linear_model import LinearRegression\n"
+    "X = pd.DataFrame({'rooms': [1.0, 2.0, 3.0, 4.0], 'age': [30.0, 20.0, 10.0, 5.0]})\n"
+    "y = 10 * X['rooms'] - X['age']\n"
+    "reg = LinearRegression().fit(X, y)\n"
+    "mlflow.sklearn.log_model(reg, name='model', input_example=X.head(2),\n"
+    "                         pip_requirements=['scikit-learn'])\n"
+)
+
+
+@pytest.fixture
+def price(shell):
+    shell.run_line_magic("aml_connect", "--experiment deploy")
+    assert shell.run_cell(TRAIN).success
+    shell.user_ns["houses"] = pd.DataFrame({"rooms": [5.0, 6.0], "age": [1.0, 2.0]})
+    yield shell
+    from mlmagic.core.deployment import _stop_all
+
+    _stop_all()
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_deploy_predict_replace_undeploy(price, capsys):
+    summary = price.run_line_magic("aml_deploy", "price --name svc")
+    shown = repr(summary)
+    assert "endpoint svc: ready" in shown and "http://127.0.0.1:" in shown
+    table = price.run_line_magic("aml_endpoints", "")
+    assert list(table["name"]) == ["svc"] and list(table["state"]) == ["alive"]
+    assert table["model"][0] == "price version 1"
+
+    assert price.run_cell("preds = %aml_predict svc houses").success
+    expected = mlflow.pyfunc.load_model("models:/price/1").predict(price.user_ns["houses"])
+    assert np.allclose(price.user_ns["preds"], expected)
+    assert np.allclose(price.user_ns["preds"], [49.0, 58.0])
+
+    from mlmagic.core.deployment import _ENDPOINTS
+
+    first_pid = _ENDPOINTS["svc"].details["pid"]
+    price.run_line_magic("aml_deploy", "price:1 --name svc --check houses")
+    second_pid = _ENDPOINTS["svc"].details["pid"]
+    assert second_pid != first_pid and not alive(first_pid) and alive(second_pid)
+
+    price.run_line_magic("aml_undeploy", "svc")
+    assert not alive(second_pid)
+    assert price.run_line_magic("aml_endpoints", "").empty
+
+
+def test_bad_deploys_are_one_line_and_leave_nothing_running(price, capsys):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        cases = [
+            ("%aml_deploy nosuchmodel", "NotFound: no registered model named 'nosuchmodel'"),
+            ("%aml_deploy price:7", "NotFound: the model 'price' has no version 7"),
+            (f"%aml_deploy price --port {port}", f"InvalidInput: port {port} on 127.0.0.1"),
+            ("%aml_deploy price --target moon", "InvalidInput: unknown deploy target 'moon'"),
+            ("%aml_deploy price --check nothing", "InvalidInput: there is no variable 'nothing'"),
+            ("%aml_predict ghost houses", "NotFound: no endpoint named 'ghost'"),
+            ("%aml_undeploy ghost", "NotFound: no endpoint named 'ghost'"),
+        ]
+        for line, expected in cases:
+            capsys.readouterr()
+            assert not price.run_cell(line).success
+            assert only_line(capsys).startswith(expected), line
+    assert price.run_line_magic("aml_endpoints", "").empty
