@@ -16,6 +16,7 @@ import empty_cell
 import live_view
 import load_ext
 import metric_logging
+import models
 
 RESULTS = Path(__file__).with_name("results.json")
 
@@ -42,6 +43,7 @@ def main() -> None:
         "metric_logging": metric_logging.measure(),
         "empty_cell": empty_cell.measure(),
         "live_view": live_view.measure(),
+        "models": models.measure(),
     }
     RESULTS.write_text(json.dumps(figures, indent=2) + "\n")
     print(json.dumps(figures, indent=2))

@@ -26,6 +26,7 @@ _PUBLIC = {
     "models": "mlmagic.core",
     "resolve_model": "mlmagic.core",
     "deploy": "mlmagic.core",
+    "score": "mlmagic.core",
     "endpoints": "mlmagic.core",
     "predict": "mlmagic.core",
     "undeploy": "mlmagic.core",

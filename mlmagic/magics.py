@@ -153,6 +153,28 @@ class MlMagic(Magics):
 
         return np.asarray(core.predict(args.endpoint, self._variable(args.data)))
 
+    @magic_arguments()
+    @argument("model", help="NAME, NAME:VERSION, NAME@ALIAS or a model URI")
+    @argument("--input", metavar="VAR", help="a pandas or Spark DataFrame variable")
+    @argument("--table", help="a Spark table to score instead of --input")
+    @argument("--output", metavar="VAR", help="store the scored DataFrame in this variable")
+    @argument("--spark", action="store_true", help="score a pandas input on Spark too")
+    @argument("--result-type", default="double", help="Spark result type (default: double)")
+    @line_magic
+    def aml_score(self, line: str):
+        """Batch scoring: the input's columns plus a prediction column (pandas or Spark)."""
+        args = self._parse(self.aml_score, line, "%aml_score")
+        from mlmagic import core
+
+        data = self._variable(args.input) if args.input else None
+        scored = core.score(
+            args.model, data, table=args.table, spark=args.spark, result_type=args.result_type
+        )
+        if args.output:
+            self.shell.user_ns[args.output] = scored
+            return None
+        return scored
+
     @line_magic
     def aml_undeploy(self, line: str) -> None:
         """Stop an endpoint: %aml_undeploy NAME."""

@@ -9,6 +9,20 @@ from servers import TRACKING_ENV, MlflowServer
 
 ENV_TO_CLEAR = (*TRACKING_ENV, "MLMAGIC_NOTEBOOK_PATH", "JPY_SESSION_NAME")
 
+# A tracked cell that trains a small real model (price = 10 * rooms - age), logs it with an
+# input example, and registers it as 'price'.
+PRICE_CELL = (
+    "%%track --name price-model --register price\n"
+    "import mlflow\n"
+    "import pandas as pd\n"
+    "from sklearn.linear_model import LinearRegression\n"
+    "X = pd.DataFrame({'rooms': [1.0, 2.0, 3.0, 4.0], 'age': [30.0, 20.0, 10.0, 5.0]})\n"
+    "y = 10 * X['rooms'] - X['age']\n"
+    "reg = LinearRegression().fit(X, y)\n"
+    "mlflow.sklearn.log_model(reg, name='model', input_example=X.head(2),\n"
+    "                         pip_requirements=['scikit-learn'])\n"
+)
+
 
 @pytest.fixture(autouse=True)
 def workdir(tmp_path, monkeypatch):

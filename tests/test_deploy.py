@@ -10,25 +10,13 @@ import mlflow
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import only_line
-
-TRAIN = (
-    "%%track --name price-model --register price\n"
-    "import mlflow\n"
-    "import pandas as pd\n"
-    "from sklearn.linear_model import LinearRegression\n"
-    "X = pd.DataFrame({'rooms': [1.0, 2.0, 3.0, 4.0], 'age': [30.0, 20.0, 10.0, 5.0]})\n"
-    "y = 10 * X['rooms'] - X['age']\n"
-    "reg = LinearRegression().fit(X, y)\n"
-    "mlflow.sklearn.log_model(reg, name='model', input_example=X.head(2),\n"
-    "                         pip_requirements=['scikit-learn'])\n"
-)
+from conftest import PRICE_CELL, only_line
 
 
 @pytest.fixture
 def price(shell):
     shell.run_line_magic("aml_connect", "--experiment deploy")
-    assert shell.run_cell(TRAIN).success
+    assert shell.run_cell(PRICE_CELL).success
     shell.user_ns["houses"] = pd.DataFrame({"rooms": [5.0, 6.0], "age": [1.0, 2.0]})
     yield shell
     from mlmagic.core.deployment import _stop_all

@@ -53,6 +53,8 @@ def test_readme_main_command_runs_the_quickstart(workdir):
     executed = nbformat.read(REPO / "notebooks" / "quickstart.out.ipynb", as_version=4)
     predicted = [c for c in executed.cells if c.source.startswith("preds = %aml_predict")][0]
     assert "array(" in predicted.outputs[0]["data"]["text/plain"]
+    scored = [c for c in executed.cells if c.source.startswith("scored = %aml_score")][0]
+    assert "prediction" in scored.outputs[0]["data"]["text/plain"]
     runs = {run.info.run_name: run for run in store_runs(workdir, "quickstart")}
     assert set(runs) == {"ridge", "sgd"}
     assert all(run.info.status == "FINISHED" for run in runs.values())

@@ -20,6 +20,8 @@ _EXPORTS = {
     "runs": "search",
     "models": "registry",
     "deploy": "deployment",
+    "score": "scoring",
+    "spark_session": "scoring",
     "endpoints": "deployment",
     "endpoint_summary": "deployment",
     "predict": "deployment",
