@@ -154,3 +154,41 @@ def test_a_running_cell_shows_its_metrics_live_in_the_kernel(workdir):
     assert "loss=" in running[-1]
     assert "run live: FINISHED" in texts[-1] and "loss=0.0333333" in texts[-1]
     assert len([m for m in shown if m["msg_type"] == "display_data"]) == 1
+
+
+def test_endpoints_stop_when_the_kernel_exits(workdir):
+    from conftest import PRICE_CELL
+
+    manager, client = start_new_kernel(
+        kernel_name="python3", cwd=str(workdir), env=clean_environment(*ENV_TO_CLEAR)
+    )
+    quiet = {"timeout": 300, "output_hook": lambda message: None}
+    try:
+        client.execute_interactive("%load_ext mlmagic\n%aml_connect", **quiet)
+        assert client.execute_interactive(PRICE_CELL, **quiet)["content"]["status"] == "ok"
+        reply = client.execute_interactive(
+            "%aml_deploy price --name svc\n"
+            "from mlmagic.core.deployment import _ENDPOINTS\n"
+            "pid = _ENDPOINTS['svc'].details['pid']",
+            user_expressions={"pid": "pid"}, **quiet,
+        )
+        assert reply["content"]["status"] == "ok", reply["content"]
+        pid = int(reply["content"]["user_expressions"]["pid"]["data"]["text/plain"])
+        assert _alive(pid)
+    finally:
+        client.stop_channels()
+        manager.shutdown_kernel(now=False)
+    deadline = time.monotonic() + 30
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not _alive(pid)
+
+
+def _alive(pid: int) -> bool:
+    import os
+
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True

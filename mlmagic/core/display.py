@@ -12,6 +12,11 @@ def notify(message: str) -> None:
     print(f"mlmagic: {message}", file=sys.stderr)
 
 
+def progress(message: str, *, done: bool = False) -> None:
+    """Show a one-line progress message that the next one replaces (``done`` ends the line)."""
+    print(f"\rmlmagic: {message}", end="\n" if done else "", file=sys.stderr, flush=True)
+
+
 @dataclass(frozen=True)
 class Card:
     """A title and labelled rows; values that are web addresses render as links."""

@@ -12,7 +12,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from mlmagic.core.display import notify
+from mlmagic.core.display import progress
 from mlmagic.deploy import Endpoint
 from mlmagic.errors import ConnectionFailed, InvalidInput
 
@@ -36,7 +36,6 @@ def deploy(model, name: str, *, port: int | None, timeout: float, tracking_uri: 
             env={**os.environ, "MLFLOW_TRACKING_URI": tracking_uri},
         )
     base = f"http://127.0.0.1:{port}"
-    notify(f"starting {name} on {base} (log: {log}) ...")
     endpoint = Endpoint(name, "local", str(model), f"{base}/invocations",
                         {"pid": process.pid, "log": str(log), "port": port})
     _PROCESSES[name] = process
@@ -86,10 +85,12 @@ def delete(endpoint: Endpoint) -> None:
 
 
 def _wait_until_ready(endpoint: Endpoint, process: subprocess.Popen, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
+    started = time.monotonic()
     health = endpoint.url.replace("/invocations", "/ping")
-    while time.monotonic() < deadline:
+    while (elapsed := time.monotonic() - started) < timeout:
+        progress(f"starting {endpoint.name} ({elapsed:.0f} s; log: {endpoint.details['log']})")
         if process.poll() is not None:
+            progress("", done=True)
             tail = Path(endpoint.details["log"]).read_text(errors="replace").strip().splitlines()
             reason = tail[-1] if tail else f"exit code {process.returncode}"
             _PROCESSES.pop(endpoint.name, None)
@@ -98,8 +99,10 @@ def _wait_until_ready(endpoint: Endpoint, process: subprocess.Popen, timeout: fl
                 f"(log: {endpoint.details['log']})"
             )
         if _answers(health):
+            progress(f"{endpoint.name} is ready after {elapsed:.0f} s", done=True)
             return
         time.sleep(0.5)
+    progress("", done=True)
     delete(endpoint)
     raise ConnectionFailed(
         f"the endpoint {endpoint.name} did not answer within {timeout:g} s "
