@@ -24,6 +24,15 @@ def clean_environment(*more: str) -> dict[str, str]:
     return {name: value for name, value in os.environ.items() if name not in dropped}
 
 
+def process_alive(pid: int) -> bool:
+    """Whether a process with this id still exists."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on right now."""
     with socket.socket() as sock:

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import os
 import socket
 
 import mlflow
@@ -11,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from conftest import PRICE_CELL, only_line
+from servers import process_alive
 
 
 @pytest.fixture
@@ -22,14 +22,6 @@ def price(shell):
     from mlmagic.core.deployment import _stop_all
 
     _stop_all()
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 def test_deploy_predict_replace_undeploy(price, capsys):
@@ -50,10 +42,10 @@ def test_deploy_predict_replace_undeploy(price, capsys):
     first_pid = _ENDPOINTS["svc"].details["pid"]
     price.run_line_magic("aml_deploy", "price:1 --name svc --check houses")
     second_pid = _ENDPOINTS["svc"].details["pid"]
-    assert second_pid != first_pid and not alive(first_pid) and alive(second_pid)
+    assert second_pid != first_pid and not process_alive(first_pid) and process_alive(second_pid)
 
     price.run_line_magic("aml_undeploy", "svc")
-    assert not alive(second_pid)
+    assert not process_alive(second_pid)
     assert price.run_line_magic("aml_endpoints", "").empty
 
 
@@ -75,4 +67,19 @@ def test_bad_deploys_are_one_line_and_leave_nothing_running(price, capsys):
             capsys.readouterr()
             assert not price.run_cell(line).success
             assert only_line(capsys).startswith(expected), line
+    assert price.run_line_magic("aml_endpoints", "").empty
+
+
+def test_a_model_that_cannot_be_served_is_one_line(price, capsys, tmp_path):
+    import mlflow
+
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / "MLmodel").write_text("flavors:\n  custom_only:\n    data: weights.bin\n")
+    with mlflow.start_run() as run:
+        mlflow.log_artifacts(str(folder), "model")
+    price.run_line_magic("aml_register", f"opaque --run {run.info.run_id}")
+    capsys.readouterr()
+    assert not price.run_cell("%aml_deploy opaque").success
+    assert only_line(capsys).startswith("InvalidInput: the model opaque version 1 has no")
     assert price.run_line_magic("aml_endpoints", "").empty

@@ -15,7 +15,7 @@ from conftest import ENV_TO_CLEAR
 from jupyter_client.manager import start_new_kernel
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
-from servers import clean_environment, free_port
+from servers import clean_environment, free_port, process_alive
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -174,21 +174,11 @@ def test_endpoints_stop_when_the_kernel_exits(workdir):
         )
         assert reply["content"]["status"] == "ok", reply["content"]
         pid = int(reply["content"]["user_expressions"]["pid"]["data"]["text/plain"])
-        assert _alive(pid)
+        assert process_alive(pid)
     finally:
         client.stop_channels()
         manager.shutdown_kernel(now=False)
     deadline = time.monotonic() + 30
-    while _alive(pid) and time.monotonic() < deadline:
+    while process_alive(pid) and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert not _alive(pid)
-
-
-def _alive(pid: int) -> bool:
-    import os
-
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
+    assert not process_alive(pid)

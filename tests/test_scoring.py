@@ -63,3 +63,22 @@ def test_bad_scoring_input_is_one_line(price, capsys):
         capsys.readouterr()
         assert not price.run_cell(line).success
         assert only_line(capsys).startswith(expected), line
+
+
+def test_missing_pyspark_is_one_line_naming_the_extra():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "sys.modules['pyspark'] = None  # as if pyspark were not installed\n"
+        "from mlmagic.core import spark_session\n"
+        "try:\n"
+        "    spark_session()\n"
+        "except Exception as error:\n"
+        "    print(error._render_traceback_()[0])\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.stdout.strip() == (
+        'MissingExtra: Spark scoring needs pyspark: pip install "mlmagic[spark]"'
+    )

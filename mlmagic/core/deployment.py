@@ -34,6 +34,7 @@ def deploy(
     ref = resolve_model(model)
     name = name or ref.name or "model"
     module = target(target_name)
+    _check_servable(ref)
     if name in _ENDPOINTS:
         undeploy(name)
     endpoint = module.deploy(ref, name, port=port, timeout=timeout,
@@ -86,6 +87,19 @@ def endpoint_summary(endpoint: Endpoint) -> Card:
         ("log", endpoint.details.get("log")),
         ("try it", example),
     )
+
+
+def _check_servable(ref) -> None:
+    """Refuse, before starting anything, a model MLflow has no way to serve."""
+    from mlflow.models import get_model_info
+
+    flavors = get_model_info(ref.uri).flavors
+    if "python_function" not in flavors:
+        raise InvalidInput(
+            f"the model {ref} has no python_function flavour (it has: {', '.join(flavors)}), "
+            "so it cannot be served. Log it with an MLflow flavour such as mlflow.sklearn "
+            "or mlflow.pyfunc."
+        )
 
 
 def _endpoint(name: str) -> Endpoint:
