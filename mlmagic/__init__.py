@@ -14,37 +14,27 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-_PUBLIC = {
-    "connect": "mlmagic.core",
-    "track": "mlmagic.core",
-    "runs": "mlmagic.core",
-    "last_run": "mlmagic.core",
-    "status": "mlmagic.core",
-    "set_experiment": "mlmagic.core",
-    "sync": "mlmagic.core",
-    "register": "mlmagic.core",
-    "models": "mlmagic.core",
-    "resolve_model": "mlmagic.core",
-    "deploy": "mlmagic.core",
-    "score": "mlmagic.core",
-    "endpoints": "mlmagic.core",
-    "predict": "mlmagic.core",
-    "undeploy": "mlmagic.core",
-    "MlmagicError": "mlmagic.errors",
-}
-__all__ = ["load_ipython_extension", "unload_ipython_extension", *_PUBLIC]
+_CORE = (
+    "connect", "track", "runs", "last_run", "status", "set_experiment", "sync", "register",
+    "models", "resolve_model", "deploy", "endpoints", "predict", "undeploy", "score",
+)
+__all__ = ["load_ipython_extension", "unload_ipython_extension", "MlmagicError", *_CORE]
 
 
 def __getattr__(name: str):
-    if name in _PUBLIC:
-        import importlib
+    if name in _CORE:
+        from mlmagic import core
 
-        return getattr(importlib.import_module(_PUBLIC[name]), name)
+        return getattr(core, name)
+    if name == "MlmagicError":
+        from mlmagic.errors import MlmagicError
+
+        return MlmagicError
     raise AttributeError(f"module 'mlmagic' has no attribute '{name}'")
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_PUBLIC))
+    return sorted(set(globals()) | set(__all__))
 
 
 def load_ipython_extension(ipython) -> None:

@@ -21,15 +21,20 @@ class Backend:
     tracking_uri: str
     ui_url: str | None = None
     run_path: str = "#/experiments/{experiment_id}/runs/{run_id}"
+    experiment_path: str = "#/experiments/{experiment_id}"
+    model_path: str | None = "#/models/{name}/versions/{version}"
     ui_hint: str | None = None
     host_creds: Callable | None = None  # for stores reached over MLflow's REST API
 
+    def link(self, path: str | None, **fields: str) -> str | None:
+        """The web UI address of ``path`` (one of the *_path templates), where there is one."""
+        if not self.ui_url or path is None:
+            return None
+        return f"{self.ui_url.rstrip('/')}/{path.format(**fields)}"
+
     def run_url(self, experiment_id: str, run_id: str) -> str | None:
         """The web UI address of one run, where this backend has a UI."""
-        if not self.ui_url:
-            return None
-        path = self.run_path.format(experiment_id=experiment_id, run_id=run_id)
-        return f"{self.ui_url.rstrip('/')}/{path}"
+        return self.link(self.run_path, experiment_id=experiment_id, run_id=run_id)
 
 
 def _modules() -> list[ModuleType]:

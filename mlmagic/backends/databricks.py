@@ -30,4 +30,5 @@ def open(uri: str, timeout: float) -> Backend:
         "databricks", uri, ui_url=host_creds.host,
         host_creds=partial(get_databricks_host_creds, uri),
         run_path="ml/experiments/{experiment_id}/runs/{run_id}",
+        experiment_path="ml/experiments/{experiment_id}", model_path=None,
     )

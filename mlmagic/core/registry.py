@@ -76,11 +76,8 @@ def register(
 
 def version_summary(version) -> Card:
     """A card for a registered model version: name, version, aliases, source run, link."""
-    connection = STATE.connection
-    link = None
-    if connection and connection.backend.ui_url and connection.backend.name == "mlflow server":
-        base = connection.backend.ui_url.rstrip("/")
-        link = f"{base}/#/models/{version.name}/versions/{version.version}"
+    backend = STATE.connection.backend if STATE.connection else None
+    link = backend and backend.link(backend.model_path, name=version.name, version=version.version)
     return card(
         f"model {version.name} version {version.version}",
         ("aliases", ", ".join(version.aliases)),

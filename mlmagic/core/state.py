@@ -32,10 +32,8 @@ class Connection:
         return self.backend.run_url(experiment_id or self.experiment_id, run_id)
 
     def _card(self):
-        ui = self.backend.ui_url
-        experiment_url = (
-            f"{ui.rstrip('/')}/#/experiments/{self.experiment_id}"
-            if ui and self.backend.name == "mlflow server" else ui
+        experiment_url = self.backend.link(
+            self.backend.experiment_path, experiment_id=self.experiment_id
         )
         return card(
             "mlmagic connection",
