@@ -2,12 +2,15 @@
 
 Order: ``MLMAGIC_TRACKING_URI``, ``MLFLOW_TRACKING_URI``, a config file (``[tool.mlmagic]`` in
 a ``pyproject.toml`` of the working directory or a parent, else ``~/.mlmagic/config.toml``),
-then the embedded default. A config file may also name the experiment. Later backends (Azure)
-read their own keys from the same table.
+then an Azure ML workspace ``config.json`` (the file the portal and both Azure ML SDKs write, in
+the working directory, its ``.azureml`` folder, or a parent's), then the embedded default. A
+config file may also name the experiment, and an Azure ML workspace with the keys of
+``config.json`` (``subscription_id``, ``resource_group``, ``workspace_name``) and ``auth``.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -29,6 +32,7 @@ class Settings:
     experiment: str | None = None
     origin: str = EMBEDDED
     options: dict = field(default_factory=dict)
+    workspace: dict | None = None  # an Azure ML workspace, as the keys of its config.json
 
 
 def user_config_path() -> Path:
@@ -64,7 +68,49 @@ def resolve_settings(
             return Settings(environ[variable], experiment, variable, table)
     if found and table.get("tracking_uri"):
         return Settings(table["tracking_uri"], experiment, str(found[0]), table)
+    if found and table.get("workspace_name"):
+        return Settings(None, experiment, str(found[0]), table, workspace=table)
+    workspace_config = find_workspace_config(start)
+    if workspace_config:
+        return Settings(None, experiment, str(workspace_config), table,
+                        workspace=read_workspace_config(workspace_config))
     return Settings(None, experiment, EMBEDDED, table)
+
+
+def find_workspace_config(start: Path | None = None) -> Path | None:
+    """The nearest Azure ML workspace ``config.json``: in ``start`` or a parent, directly or
+    in its ``.azureml`` folder (where the Azure ML SDKs look). Other config.json files are
+    passed over."""
+    start = (start or Path.cwd()).resolve()
+    for folder in (start, *start.parents):
+        for candidate in (folder / "config.json", folder / ".azureml" / "config.json"):
+            if candidate.is_file() and _is_workspace_config(candidate):
+                return candidate
+    return None
+
+
+def read_workspace_config(path: Path) -> dict:
+    """The keys of a workspace config.json; ConfigError if it is missing or unreadable."""
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(
+            f"no workspace config at {path}. Download config.json from the workspace's page "
+            "in the Azure portal, or give --workspace, --subscription and --resource-group."
+        ) from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ConfigError(f"cannot read {path}: {error}. Download it again.") from None
+    if not isinstance(config, dict):
+        raise ConfigError(f"{path} is not a workspace config (a JSON object). Download it again.")
+    return config
+
+
+def _is_workspace_config(path: Path) -> bool:
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return False
+    return isinstance(config, dict) and "workspace_name" in config
 
 
 def _read_toml(path: Path) -> dict:

@@ -18,6 +18,7 @@ from IPython.core.magic_arguments import argument, magic_arguments, parse_argstr
 from IPython.display import DisplayHandle, display
 from traitlets import Bool, Float, Int, Unicode, observe
 
+from mlmagic.backends.azureml import AUTH_METHODS
 from mlmagic.errors import InvalidInput
 
 if TYPE_CHECKING:
@@ -55,14 +56,27 @@ class MlMagic(Magics):
               "default: MLMAGIC_TRACKING_URI, MLFLOW_TRACKING_URI, config file, embedded store")
     @argument("-e", "--experiment", help="experiment to use (created if missing)")
     @argument("--timeout", type=float, help="seconds to wait for the server to answer")
+    @argument("-w", "--workspace", help="Azure ML workspace name")
+    @argument("--subscription", help="Azure subscription id of the workspace")
+    @argument("-g", "--resource-group", help="Azure resource group of the workspace")
+    @argument("--config", metavar="PATH", help="the workspace's config.json")
+    @argument("--auth", choices=AUTH_METHODS, help="how to sign in to Azure (default: "
+              "azure-identity's default chain; interactive only when asked)")
+    @argument("--from", dest="source", metavar="VAR", help="an MLClient or azureml-core "
+              "Workspace in the namespace")
     @line_magic
     def aml_connect(self, line: str) -> Connection:
-        """Connect to a tracking backend: %aml_connect [URI] [--experiment NAME]."""
+        """Connect to a tracking backend: %aml_connect [URI] [--experiment NAME], or an Azure ML
+        workspace: %aml_connect --workspace NAME --subscription ID --resource-group RG,
+        %aml_connect --config config.json, %aml_connect --from ml_client."""
         args = self._parse(self.aml_connect, line, "%aml_connect")
         from mlmagic import core
 
         return core.connect(
-            args.uri, experiment=args.experiment, timeout=args.timeout or self.connect_timeout
+            args.uri, experiment=args.experiment, timeout=args.timeout or self.connect_timeout,
+            workspace=args.workspace, subscription=args.subscription,
+            resource_group=args.resource_group, config=args.config, auth=args.auth,
+            client=self._variable(args.source) if args.source else None,
         )
 
     @line_magic

@@ -2,8 +2,8 @@
 
 A backend module has ``handles(uri) -> bool`` and ``open(uri, timeout) -> Backend``. ``open``
 checks that the store can be used and raises an :class:`~mlmagic.errors.MlmagicError` if not;
-it changes no global state. Adding a backend (Azure ML comes next) is adding a module to
-``BACKENDS`` ahead of the catch-all ``local``.
+it changes no global state. Adding a backend is adding a module to ``_modules()`` ahead of
+the catch-all ``local``.
 """
 
 from __future__ import annotations
@@ -23,8 +23,10 @@ class Backend:
     run_path: str = "#/experiments/{experiment_id}/runs/{run_id}"
     experiment_path: str = "#/experiments/{experiment_id}"
     model_path: str | None = "#/models/{name}/versions/{version}"
+    home_path: str | None = None  # the UI's page of the whole store (a workspace's home)
     ui_hint: str | None = None
     host_creds: Callable | None = None  # for stores reached over MLflow's REST API
+    facts: tuple[tuple[str, str], ...] = ()  # what a summary shows beside the URI
 
     def link(self, path: str | None, **fields: str) -> str | None:
         """The web UI address of ``path`` (one of the *_path templates), where there is one."""
@@ -38,9 +40,9 @@ class Backend:
 
 
 def _modules() -> list[ModuleType]:
-    from mlmagic.backends import databricks, local, server
+    from mlmagic.backends import azureml, databricks, local, server
 
-    return [databricks, server, local]
+    return [databricks, server, azureml, local]
 
 
 def open_backend(uri: str, timeout: float) -> Backend:

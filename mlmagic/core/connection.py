@@ -8,7 +8,7 @@ from pathlib import Path
 
 from mlmagic.backends import open_backend
 from mlmagic.backends.server import network_failure
-from mlmagic.config import Settings, resolve_settings
+from mlmagic.config import Settings, read_workspace_config, resolve_settings
 from mlmagic.core.display import Card, card, notify
 from mlmagic.core.journal import SyncReport, pending, sync_journals
 from mlmagic.core.secrets import error_line, redact_uri
@@ -34,21 +34,36 @@ def connect(
     *,
     experiment: str | None = None,
     timeout: float = DEFAULT_TIMEOUT,
+    workspace: str | None = None,
+    subscription: str | None = None,
+    resource_group: str | None = None,
+    config: str | Path | None = None,
+    auth: str | None = None,
+    client: object | None = None,
 ) -> Connection:
     """Connect MLflow to a tracking backend and select an experiment (created if missing).
 
-    With no ``uri``: ``MLMAGIC_TRACKING_URI``, ``MLFLOW_TRACKING_URI``, the config file, then
-    the embedded default. The experiment: ``experiment``, the config file's, then
+    The backend: ``uri``; or an Azure ML workspace named by ``workspace``, ``subscription``
+    and ``resource_group``, by a workspace ``config`` file, or by an existing ``client``
+    (azure-ai-ml ``MLClient`` or azureml-core ``Workspace``), signed in with ``auth``
+    (default: azure-identity's default chain). With none of these: ``MLMAGIC_TRACKING_URI``,
+    ``MLFLOW_TRACKING_URI``, the config file, a workspace ``config.json`` nearby, then the
+    embedded default. The experiment: ``experiment``, the config file's, then
     ``MLFLOW_EXPERIMENT_NAME``, the session's default, then "Default". A backend that cannot
     be used raises before anything changes.
     """
-    if uri is None:
+    workspace_given = (workspace, subscription, resource_group, config, client) != (None,) * 5
+    if uri is not None and workspace_given:
+        raise InvalidInput("give a tracking URI or an Azure ML workspace, not both.")
+    if workspace_given:
+        settings = _workspace_settings(workspace, subscription, resource_group, config, client)
+    elif uri is None:
         settings = resolve_settings(environ=_user_environment())
     else:
         settings = Settings(uri.strip(), origin="argument")
     if settings.tracking_uri == "":
         raise InvalidInput("the tracking URI is empty. Give a URI, or nothing for the default.")
-    backend = open_backend(settings.tracking_uri or embedded_uri(), timeout)
+    backend = _open(settings, auth or settings.options.get("auth") or "default", client, timeout)
     name = _checked_name(
         experiment
         or settings.experiment
@@ -68,6 +83,38 @@ def connect(
     if pending(backend.tracking_uri):
         notify(repr(sync()))
     return STATE.connection
+
+
+def _workspace_settings(workspace, subscription, resource_group, config, client) -> Settings:
+    if client is not None:
+        from mlmagic.backends.azureml import workspace_of
+
+        return Settings(None, origin=f"the {type(client).__name__} given",
+                        workspace=workspace_of(client))
+    if config is not None:
+        path = Path(config).expanduser()
+        return Settings(None, origin=str(path), workspace=read_workspace_config(path))
+    names = {"subscription_id": subscription, "resource_group": resource_group,
+             "workspace_name": workspace}
+    options = {"subscription_id": "--subscription", "resource_group": "--resource-group",
+               "workspace_name": "--workspace"}
+    missing = [options[key] for key, value in names.items() if not value]
+    if missing:
+        raise InvalidInput(
+            f"{' and '.join(missing)} missing: a workspace needs --workspace, --subscription "
+            "and --resource-group. Or give --config config.json."
+        )
+    return Settings(None, origin="argument", workspace=names)
+
+
+def _open(settings: Settings, auth: str, client: object | None, timeout: float):
+    if settings.workspace is None:
+        return open_backend(settings.tracking_uri or embedded_uri(), timeout)
+    from mlmagic.backends import azureml
+
+    ref = azureml.WorkspaceRef.from_config(settings.workspace, settings.origin)
+    credential = azureml.credential_of(client) if client is not None else azureml.credential(auth)
+    return azureml.open_workspace(ref, credential, timeout)
 
 
 def sync() -> SyncReport:

@@ -38,9 +38,11 @@ class Connection:
         return card(
             "mlmagic connection",
             ("backend", self.backend.name),
+            *self.backend.facts,
             ("tracking URI", redact_uri(self.tracking_uri)),
             ("experiment", f"{self.experiment_name} (id {self.experiment_id})"),
             ("from", self.origin),
+            ("home", self.backend.link(self.backend.home_path)),
             ("UI", experiment_url),
             ("UI command", self.backend.ui_hint),
         )

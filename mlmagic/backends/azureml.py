@@ -1,0 +1,240 @@
+"""An Azure Machine Learning workspace: found through azure-ai-ml, tracked through
+azureml-mlflow's ``azureml://`` store.
+
+The workspace is looked up in Azure Resource Manager with an azure-identity credential; its
+MLflow tracking URI is then handed to MLflow together with that same credential, so every
+MLflow call (and every mlmagic magic) goes to the workspace and refreshes its own token.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlparse
+
+from mlmagic.backends import Backend
+from mlmagic.errors import ConfigError, ConnectionFailed, InvalidInput, MissingExtra, NotFound
+
+AUTH_METHODS = ("default", "cli", "interactive", "service-principal", "managed-identity")
+SERVICE_PRINCIPAL_VARIABLES = ("AZURE_TENANT_ID", "AZURE_CLIENT_ID", "AZURE_CLIENT_SECRET")
+WORKSPACE_ID = re.compile(
+    r"/subscriptions/([^/]+)/resourceGroups/([^/]+)"
+    r"/providers/Microsoft\.MachineLearningServices/workspaces/([^/?]+)",
+    re.IGNORECASE,
+)
+INSTALL = 'Azure ML needs the Azure extra: pip install "mlmagic[azure]"'
+
+
+@dataclass(frozen=True)
+class WorkspaceRef:
+    """Which workspace: the three names of Azure's workspace ``config.json``."""
+
+    subscription: str
+    resource_group: str
+    name: str
+
+    @classmethod
+    def from_config(cls, config: dict, source: str) -> WorkspaceRef:
+        """From the keys of a workspace config.json (or the same keys in mlmagic's config)."""
+        missing = [k for k in ("subscription_id", "resource_group", "workspace_name")
+                   if not isinstance(config.get(k), str) or not config[k].strip()]
+        if missing:
+            raise ConfigError(
+                f"{source} lacks {', '.join(missing)}. Download the workspace's config.json "
+                "from the Azure portal, or give --workspace, --subscription and --resource-group."
+            )
+        return cls(config["subscription_id"].strip(), config["resource_group"].strip(),
+                   config["workspace_name"].strip())
+
+    @property
+    def arm_id(self) -> str:
+        return (f"/subscriptions/{self.subscription}/resourceGroups/{self.resource_group}"
+                f"/providers/Microsoft.MachineLearningServices/workspaces/{self.name}")
+
+
+def handles(uri: str) -> bool:
+    """Azure ML tracking URIs, ``azureml://<region>.api.azureml.ms/mlflow/…/workspaces/NAME``."""
+    return uri.lower().startswith("azureml://")
+
+
+def open(uri: str, timeout: float) -> Backend:
+    """A workspace named by its tracking URI, reached with the default credential chain."""
+    found = WORKSPACE_ID.search(urlparse(uri).path)
+    if not found:
+        raise InvalidInput(
+            "this azureml:// URI names no workspace (…/subscriptions/…/resourceGroups/…/"
+            "workspaces/NAME). Use %aml_connect --config config.json instead."
+        )
+    return open_workspace(WorkspaceRef(*found.groups()), credential("default"), timeout)
+
+
+def credential(auth: str) -> Any:
+    """An azure-identity credential for ``auth``; none of them waits on a prompt unless
+    ``interactive`` is asked for."""
+    import os
+
+    identity = _identity()
+    if auth == "default":
+        return identity.DefaultAzureCredential()
+    if auth == "cli":
+        return identity.AzureCliCredential()
+    if auth == "interactive":
+        return identity.InteractiveBrowserCredential()
+    if auth == "managed-identity":
+        return identity.ManagedIdentityCredential(client_id=os.environ.get("AZURE_CLIENT_ID"))
+    if auth == "service-principal":
+        missing = [name for name in SERVICE_PRINCIPAL_VARIABLES if not os.environ.get(name)]
+        if missing:
+            raise ConfigError(
+                f"a service principal needs {', '.join(missing)} in the environment. Set "
+                "them (never in the notebook), then connect again."
+            )
+        tenant, client_id, secret = (os.environ[n] for n in SERVICE_PRINCIPAL_VARIABLES)
+        return identity.ClientSecretCredential(tenant, client_id, secret)
+    raise InvalidInput(f"unknown --auth '{auth}'. Use one of: {', '.join(AUTH_METHODS)}.")
+
+
+def workspace_of(client: Any) -> dict:
+    """The workspace of an azure-ai-ml ``MLClient`` or an azureml-core ``Workspace``, as the
+    keys of its config.json."""
+    names = (
+        getattr(client, "subscription_id", None),
+        getattr(client, "resource_group_name", None) or getattr(client, "resource_group", None),
+        getattr(client, "workspace_name", None) or getattr(client, "name", None),
+    )
+    if not all(isinstance(name, str) and name for name in names):
+        raise InvalidInput(
+            f"a {type(client).__name__} is not an Azure ML workspace handle. Give an "
+            "azure-ai-ml MLClient made for a workspace, or an azureml-core Workspace."
+        )
+    return dict(zip(("subscription_id", "resource_group", "workspace_name"), names, strict=True))
+
+
+def credential_of(client: Any) -> Any:
+    """The credential an ``MLClient`` or a ``Workspace`` signs in with."""
+    found = getattr(client, "_credential", None) or getattr(client, "_auth_object", None)
+    if found is None or not callable(getattr(found, "get_token", None)):
+        raise InvalidInput(f"the {type(client).__name__} given carries no credential to reuse.")
+    return found
+
+
+def open_workspace(ref: WorkspaceRef, token_credential: Any, timeout: float) -> Backend:
+    """Find the workspace in Azure Resource Manager, hand its tracking URI and the credential
+    to MLflow, and check that its MLflow API answers."""
+    workspace = _look_up(ref, token_credential, timeout)
+    tracking_uri = workspace.mlflow_tracking_uri
+    host_creds = _use_credential_for_mlflow(tracking_uri, ref, token_credential)
+    from mlmagic.backends.server import probe_rest_api
+
+    probe_rest_api(host_creds(), f"the workspace '{ref.name}'", timeout)
+    return Backend(
+        "azure ml", tracking_uri, ui_url=_studio_url(), host_creds=host_creds,
+        run_path=f"runs/{{run_id}}?wsid={ref.arm_id}",
+        experiment_path=f"experiments/id/{{experiment_id}}?wsid={ref.arm_id}",
+        model_path=f"model/{{name}}:{{version}}/details?wsid={ref.arm_id}",
+        home_path=f"?wsid={ref.arm_id}",
+        facts=(("workspace", ref.name), ("region", workspace.location),
+               ("resource group", ref.resource_group), ("subscription", ref.subscription)),
+    )
+
+
+def _identity():
+    try:
+        import azure.identity
+    except ImportError:
+        raise MissingExtra(INSTALL) from None
+    return azure.identity
+
+
+def _look_up(ref: WorkspaceRef, token_credential: Any, timeout: float):
+    try:
+        from azure.ai.ml import MLClient
+        from azure.core.exceptions import (
+            ClientAuthenticationError,
+            HttpResponseError,
+            ServiceRequestError,
+        )
+    except ImportError:
+        raise MissingExtra(INSTALL) from None
+    client = MLClient(
+        token_credential, ref.subscription, ref.resource_group, ref.name,
+        enable_telemetry=False, show_progress=False,
+    )
+    try:
+        return client.workspaces.get(
+            ref.name, connection_timeout=min(3.0, timeout), read_timeout=timeout, retry_total=0
+        )
+    except ClientAuthenticationError as error:
+        raise ConnectionFailed(_credential_failure(error)) from None
+    except ServiceRequestError as error:
+        from mlmagic.backends.server import network_failure
+
+        raise ConnectionFailed(
+            f"cannot reach Azure Resource Manager ({network_failure(error) or 'no answer'}). "
+            "Check the network, or the cloud in AZUREML_CURRENT_CLOUD."
+        ) from None
+    except HttpResponseError as error:
+        raise _arm_failure(error, ref) from None
+
+
+def _credential_failure(error: Exception) -> str:
+    text = str(error)
+    if "expired" in text.lower() or "refused" in text.lower():
+        reason = "the token was refused"
+    else:
+        reason = "no Azure credential worked"
+    return (
+        f"cannot sign in to Azure: {reason}. Run 'az login' (then --auth cli), set "
+        "AZURE_CLIENT_ID, AZURE_TENANT_ID and AZURE_CLIENT_SECRET (--auth service-principal), "
+        "or use --auth interactive."
+    )
+
+
+def _arm_failure(error: Any, ref: WorkspaceRef) -> Exception:
+    code = getattr(getattr(error, "error", None), "code", None) or ""
+    status = getattr(error, "status_code", None)
+    if code == "SubscriptionNotFound":
+        return NotFound(f"no subscription '{ref.subscription}' is visible to this identity. "
+                        "Check the subscription id (az account list).")
+    if code == "ResourceGroupNotFound":
+        return NotFound(f"no resource group '{ref.resource_group}' in subscription "
+                        f"'{ref.subscription}'. Check the name in the Azure portal.")
+    if status == 404:
+        return NotFound(f"no workspace '{ref.name}' in resource group '{ref.resource_group}'. "
+                        "Check the name in the Azure portal or in config.json.")
+    if status in (401, 403):
+        return ConnectionFailed(
+            f"Azure refused access to the workspace '{ref.name}' ({code or status}). Check "
+            "that this identity has a role on it, or sign in again."
+        )
+    return ConnectionFailed(f"Azure Resource Manager answered HTTP {status} ({code}) for the "
+                            f"workspace '{ref.name}'. Try again, or check Azure's status page.")
+
+
+def _use_credential_for_mlflow(tracking_uri: str, ref: WorkspaceRef, token_credential: Any):
+    """Make azureml-mlflow use ``token_credential`` for this tracking URI (its own default is
+    a chain that ends in an interactive browser prompt), and return the host-credentials
+    function of the workspace's MLflow REST API."""
+    try:
+        from azureml.mlflow._internal.service_context_loader import (
+            _AzureMLServiceContextLoader,
+        )
+        from azureml.mlflow._internal.utils import ServiceContext
+        from azureml.mlflow._store.tracking.store import AzureMLRestStore
+    except ImportError:
+        raise MissingExtra(INSTALL) from None
+    context = ServiceContext(
+        host_url=f"https://{urlparse(tracking_uri).netloc}",
+        subscription_id=ref.subscription, workspace_name=ref.name,
+        resource_group_name=ref.resource_group, auth=token_credential,
+    )
+    _AzureMLServiceContextLoader.add_service_context(tracking_uri, context)
+    return AzureMLRestStore(context).get_host_creds
+
+
+def _studio_url() -> str:
+    """Azure ML studio of the current cloud (https://ml.azure.com on the public cloud)."""
+    from azure.ai.ml._azure_environments import _get_aml_resource_id_from_metadata
+
+    return _get_aml_resource_id_from_metadata()
