@@ -182,9 +182,10 @@ class AzureEmulator:
         for method in ("GET", "POST", "PATCH", "DELETE"):
             self.route(method, r"/mlflow/v2\.0" + WORKSPACE_PATH + r"/(?P<api>api/.+)",
                        self._mlflow)
-        artifacts = r"/artifact/v2\.0" + WORKSPACE_PATH + r"/artifacts/(?P<origin>[^/]+)/(?P<container>[^/]+)"
-        run_artifacts = (r"/history/v1\.0" + WORKSPACE_PATH
-                         + r"/experiment(?:s|ids)/(?P<experiment>[^/]+)/runs/(?P<run>[^/]+)/artifacts")
+        artifacts = (r"/artifact/v2\.0" + WORKSPACE_PATH
+                     + r"/artifacts/(?P<origin>[^/]+)/(?P<container>[^/]+)")
+        run_artifacts = (r"/history/v1\.0" + WORKSPACE_PATH + r"/experiment(?:s|ids)/"
+                         r"(?P<experiment>[^/]+)/runs/(?P<run>[^/]+)/artifacts")
         for prefix in (artifacts, run_artifacts):
             self.route("POST", prefix + r"/batch/metadata", self._artifacts_create)
             self.route("GET", prefix + r"/contentinfo", self._artifact_content_info)

@@ -90,3 +90,34 @@ def only_line(capsys) -> str:
     assert len(lines) == 1, f"expected one line, got: {lines}"
     assert "Traceback" not in lines[0]
     return lines[0]
+
+
+@pytest.fixture(scope="session")
+def azure_service(tmp_path_factory):
+    """The Azure emulator on 127.0.0.1 for the whole session, its MLflow API forwarded to a
+    real `mlflow server` of its own (the workspace's store)."""
+    from azure_emulator import AzureEmulator, Workspace
+
+    server = MlflowServer(tmp_path_factory.mktemp("workspace-store")).start()
+    emulator = AzureEmulator(
+        tmp_path_factory.mktemp("azure"), server.url,
+        Workspace("6d1c3a52-0000-4b1e-9c1f-2f6f1a7e0001", "rg-notebooks", "ws-churn"),
+    ).start()
+    yield emulator
+    emulator.stop()
+    server.stop()
+
+
+@pytest.fixture
+def azure(azure_service, monkeypatch):
+    """The emulator with the Azure SDKs pointed at it (public settings only) and its request
+    log emptied; a test fails if anything it caused was not emulated."""
+    for name, value in azure_service.environment().items():
+        monkeypatch.setenv(name, value)
+    for name in ("AZURE_CLIENT_ID", "AZURE_TENANT_ID", "AZURE_CLIENT_SECRET"):
+        monkeypatch.delenv(name, raising=False)
+    azure_service.requests.clear()
+    azure_service.not_emulated.clear()
+    azure_service.token_lifetime, azure_service.refuse_tokens = 3600.0, False
+    yield azure_service
+    assert not azure_service.not_emulated, f"not emulated: {azure_service.not_emulated}"

@@ -8,7 +8,9 @@ MLflow call (and every mlmagic magic) goes to the workspace and refreshes its ow
 
 from __future__ import annotations
 
+import logging
 import re
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlparse
@@ -23,6 +25,7 @@ WORKSPACE_ID = re.compile(
     r"/providers/Microsoft\.MachineLearningServices/workspaces/([^/?]+)",
     re.IGNORECASE,
 )
+SDK_LOGGERS = ("azure.identity", "azure.ai.ml", "azure.core", "azureml.mlflow", "msal")
 INSTALL = 'Azure ML needs the Azure extra: pip install "mlmagic[azure]"'
 
 
@@ -162,9 +165,11 @@ def _look_up(ref: WorkspaceRef, token_credential: Any, timeout: float):
         enable_telemetry=False, show_progress=False,
     )
     try:
-        return client.workspaces.get(
-            ref.name, connection_timeout=min(3.0, timeout), read_timeout=timeout, retry_total=0
-        )
+        with _sdk_logs_quiet():
+            return client.workspaces.get(
+                ref.name, connection_timeout=min(3.0, timeout), read_timeout=timeout,
+                retry_total=0,
+            )
     except ClientAuthenticationError as error:
         raise ConnectionFailed(_credential_failure(error)) from None
     except ServiceRequestError as error:
@@ -176,6 +181,21 @@ def _look_up(ref: WorkspaceRef, token_credential: Any, timeout: float):
         ) from None
     except HttpResponseError as error:
         raise _arm_failure(error, ref) from None
+
+
+@contextmanager
+def _sdk_logs_quiet():
+    """Keep the SDKs' own multi-line warnings (every credential of a chain that failed, ...)
+    out of the notebook while mlmagic turns the failure into one line."""
+    loggers = [logging.getLogger(name) for name in SDK_LOGGERS]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
 
 
 def _credential_failure(error: Exception) -> str:
@@ -227,10 +247,24 @@ def _use_credential_for_mlflow(tracking_uri: str, ref: WorkspaceRef, token_crede
     context = ServiceContext(
         host_url=f"https://{urlparse(tracking_uri).netloc}",
         subscription_id=ref.subscription, workspace_name=ref.name,
-        resource_group_name=ref.resource_group, auth=token_credential,
+        resource_group_name=ref.resource_group, auth=token_credential, cloud=_mlflow_cloud(),
     )
     _AzureMLServiceContextLoader.add_service_context(tracking_uri, context)
     return AzureMLRestStore(context).get_host_creds
+
+
+def _mlflow_cloud():
+    """azureml-mlflow's description of the current cloud. It reads a custom cloud's metadata
+    (ARM_CLOUD_METADATA_URL) once, when first imported; read it again if it was set later,
+    e.g. by %env in the notebook."""
+    import os
+
+    from azureml.mlflow._common._cloud import cloud
+
+    name = os.environ.get("AZUREML_CURRENT_CLOUD")
+    if name and name not in cloud.KNOWN_CLOUDS and os.environ.get("ARM_CLOUD_METADATA_URL"):
+        cloud.KNOWN_CLOUDS.update(cloud.get_known_clouds())
+    return cloud._get_cloud_or_default()
 
 
 def _studio_url() -> str:
