@@ -6,11 +6,14 @@ from __future__ import annotations
 import json
 import logging
 import time
+from pathlib import Path
 
 import mlflow
+import nbformat
 import pytest
 from conftest import PRICE_CELL, only_line
 from mlflow import MlflowClient
+from nbclient import NotebookClient
 
 from mlmagic.core.state import STATE
 
@@ -18,6 +21,7 @@ WORKSPACE_FLAGS = (
     "--workspace ws-churn --subscription 6d1c3a52-0000-4b1e-9c1f-2f6f1a7e0001 "
     "--resource-group rg-notebooks"
 )
+REPO = Path(__file__).resolve().parents[1]
 ARM_PREFIX = "/subscriptions/"
 MLFLOW_PREFIX = "/mlflow/v2.0/subscriptions/"
 WSID = (
@@ -204,3 +208,24 @@ def test_no_token_or_identity_secret_is_ever_shown(shell, azure, capsys):
     out = "".join(capsys.readouterr())
     assert azure.tokens and not any(token in out for token in azure.tokens)
     assert "emulator-identity-header" not in out and "sig=" not in out
+
+
+def test_the_azure_quickstart_notebook_runs_against_the_workspace(azure, workdir):
+    (workdir / "config.json").write_text(json.dumps(azure.config_json()))
+    nb = nbformat.read(REPO / "notebooks" / "azure_quickstart.ipynb", as_version=4)
+    NotebookClient(nb, timeout=600, resources={"metadata": {"path": str(workdir)}}).execute()
+    experiment = workspace_store(azure).get_experiment_by_name("diabetes-azure")
+    (run,) = workspace_store(azure).search_runs([experiment.experiment_id])
+    assert run.info.run_name == "ridge" and run.info.status == "FINISHED"
+    assert 30 < run.data.metrics["rmse"] < 90
+    assert [v.version for v in workspace_store(azure).search_model_versions(
+        "name='diabetes-azure'")] == ["1"]
+    text = "\n".join(
+        output.get("text", "") + output.get("data", {}).get("text/plain", "")
+        for cell in nb.cells if cell.cell_type == "code" for output in cell.outputs
+    )
+    assert "ws-churn" in text and "westeurope" in text
+    assert f"https://ml.azure.emulator.test/runs/{run.info.run_id}?{WSID}" in text
+    assert "prediction" in text
+    calls = [r for r in azure.requests if r.path.startswith((ARM_PREFIX, MLFLOW_PREFIX))]
+    assert calls and all(r.authorization for r in calls)
