@@ -181,12 +181,14 @@ def _logged_model_uri(client, run_id: str, path: str) -> str:
         )
     artifact_uri = f"runs:/{run_id}/{path}"
     try:
-        client.download_artifacts(run_id, f"{path}/MLmodel")
+        listed = [artifact.path for artifact in client.list_artifacts(run_id, path)]
     except Exception:
+        listed = []
+    if f"{path.strip('/')}/MLmodel" not in listed:
         raise NotFound(
             f"the run {run_id} has no model at '{path}'. Log one in the run "
             "(mlflow.sklearn.log_model(model, name='model')) or give --path."
-        ) from None
+        )
     return artifact_uri
 
 
