@@ -15,6 +15,7 @@ kept in ``not_emulated``, so the test that caused it can fail. Routes are a tabl
 
 from __future__ import annotations
 
+import base64
 import datetime
 import json
 import re
@@ -39,6 +40,7 @@ WORKSPACE_PATH = (
     + r"/workspaces/(?P<ws>[^/?]+)"
 )
 IDENTITY_HEADER = "emulator-identity-header"
+TENANT = "72f988bf-0000-4000-8000-000000000e70"
 STORAGE_SUFFIX = "core.emulator.test"
 # Blobs are addressed path-style, as on Azurite (https://127.0.0.1:PORT/ACCOUNT/container/blob).
 # azureml-mlflow downloads only from URLs that contain ".blob.<storage suffix>/", so the
@@ -176,6 +178,8 @@ class AzureEmulator:
     def _add_core_routes(self) -> None:
         self.route("GET", r"/metadata/endpoints", self._cloud_metadata)
         self.route("GET", r"/msi/token", self._token)
+        self.route("POST", r"/msi/token", self._token)  # azureml-core's MSI_ENDPOINT flavour
+        self.route("GET", r"/subscriptions", self._subscriptions)
         self.route("GET", r"/subscriptions/(?P<sub>[^/]+)", self._subscription)
         self.route("GET", WORKSPACE_PATH, self._workspace)
         self.route("GET", r"/discovery/workspaces/(?P<id>[^/]+)", self._discovery)
@@ -225,17 +229,21 @@ class AzureEmulator:
             "batch": f"{self.url}/batch/",
         }])
 
-    def _token(self, query, headers, **_) -> Response:
-        if headers.get("X-IDENTITY-HEADER") != IDENTITY_HEADER and not headers.get("Secret"):
+    def _token(self, query, headers, body, **_) -> Response:
+        query = {**dict(urllib.parse.parse_qsl(body.decode())), **query}
+        if IDENTITY_HEADER not in (headers.get("X-IDENTITY-HEADER"), headers.get("Secret")) \
+                and headers.get("Metadata") != "true":
             return arm_error(401, "Unauthorized", "the identity header is missing")
         if self.refuse_tokens:
             return json_response(400, {"error": "invalid_request",
                                        "error_description": "Identity not found"})
-        token = "emulator-" + secrets.token_urlsafe(24)
         expires_on = time.time() + self.token_lifetime
+        token = _jwt({"aud": query.get("resource", ""), "tid": TENANT, "oid": "emulator-identity",
+                      "exp": int(expires_on), "jti": secrets.token_urlsafe(16)})
         self.tokens[token] = expires_on
         return json_response(200, {
             "access_token": token, "expires_on": str(int(expires_on)),
+            "expires_in": str(int(self.token_lifetime)),
             "resource": query.get("resource", ""), "token_type": "Bearer",
             "client_id": "emulator-identity",
         })
@@ -268,6 +276,18 @@ class AzureEmulator:
         return arm_error(404, "ResourceNotFound", f"The Resource '{PROVIDER[10:]}/workspaces/"
                          f"{ws}' under resource group '{rg}' was not found.")
 
+    def _subscriptions(self, headers, **_) -> Response:
+        denied = self.authorized(headers)
+        if denied:
+            return denied
+        subscriptions = sorted({w.subscription for w in self.workspaces})
+        return json_response(200, {"value": [self._subscription_resource(sub)
+                                             for sub in subscriptions]})
+
+    def _subscription_resource(self, sub: str) -> dict:
+        return {"id": f"/subscriptions/{sub}", "subscriptionId": sub, "tenantId": TENANT,
+                "displayName": "Emulated subscription", "state": "Enabled"}
+
     def _subscription(self, sub, headers, **_) -> Response:
         denied = self.authorized(headers)
         if denied:
@@ -275,8 +295,7 @@ class AzureEmulator:
         if not any(w.subscription == sub for w in self.workspaces):
             return arm_error(404, "SubscriptionNotFound", f"The subscription '{sub}' could not "
                              "be found.")
-        return json_response(200, {"id": f"/subscriptions/{sub}", "subscriptionId": sub,
-                                   "displayName": "Emulated subscription", "state": "Enabled"})
+        return json_response(200, self._subscription_resource(sub))
 
     def _workspace(self, sub, rg, ws, headers, **_) -> Response:
         denied = self.authorized(headers)
@@ -454,6 +473,14 @@ class AzureEmulator:
             return Response(206, data[first:last + 1], {
                 **common, "Content-Range": f"bytes {first}-{last}/{len(data)}"})
         return Response(200, data, common)
+
+
+def _jwt(claims: dict) -> str:
+    """An unsigned token shaped like Azure AD's (azureml-core reads its tenant from it)."""
+    def part(value: dict) -> str:
+        return base64.urlsafe_b64encode(json.dumps(value).encode()).decode().rstrip("=")
+
+    return f"{part({'typ': 'JWT', 'alg': 'none'})}.{part(claims)}.emulator"
 
 
 def _http_date() -> str:

@@ -130,6 +130,20 @@ def test_an_existing_mlclient_can_be_reused(shell, azure, capsys):
     assert "MLClient" in connection.origin
 
 
+def test_an_azureml_core_workspace_can_be_reused(shell, azure, capsys):
+    shell.run_cell(
+        "from azureml.core import Workspace\n"
+        "from azureml.core.authentication import MsiAuthentication\n"
+        f"ws = Workspace('{azure.workspaces[0].subscription}', 'rg-notebooks', 'ws-churn',"
+        " auth=MsiAuthentication())\n"
+    )
+    connection = shell.run_line_magic("aml_connect", "--from ws")
+    assert connection.backend.name == "azure ml" and "Workspace" in connection.origin
+    assert shell.run_cell("%%track --name v1\nimport mlflow\nmlflow.log_metric('m', 1.0)").success
+    run = workspace_store(azure).get_run(STATE.last_tracked.run_id)
+    assert run.data.metrics == {"m": 1.0}
+
+
 def test_a_tracked_cell_outlives_its_token(shell, azure, capsys):
     azure.token_lifetime = 2.0
     shell.run_line_magic("aml_connect", WORKSPACE_FLAGS + " --auth managed-identity")
