@@ -67,6 +67,17 @@ def test_connect_with_a_config_file_or_the_one_found_nearby(shell, azure, workdi
     assert connection.origin.endswith(".azureml/config.json")
 
 
+def test_the_workspace_tracking_uri_itself_connects_too(shell, azure, monkeypatch, capsys):
+    uri = shell.run_line_magic("aml_connect", WORKSPACE_FLAGS).tracking_uri
+    STATE.connection = None
+    assert shell.run_line_magic("aml_connect", uri).backend.name == "azure ml"
+    STATE.connection = STATE.env_uri_written = None  # a new session, the variable set by hand
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    connection = shell.run_line_magic("aml_connect", "")
+    assert connection.backend.name == "azure ml" and connection.origin == "MLFLOW_TRACKING_URI"
+    assert "ws-churn" in repr(connection)
+
+
 def test_a_tracked_cell_lands_in_the_workspace_with_a_studio_link(shell, azure, capsys):
     shell.run_line_magic("aml_connect", WORKSPACE_FLAGS + " -e churn")
     cell = (
