@@ -67,6 +67,16 @@ def test_connect_with_a_config_file_or_the_one_found_nearby(shell, azure, workdi
     assert connection.origin.endswith(".azureml/config.json")
 
 
+def test_a_pyproject_table_can_name_the_workspace(shell, azure, workdir, capsys):
+    (workdir / "pyproject.toml").write_text(
+        "[tool.mlmagic]\nexperiment = 'churn'\nauth = 'managed-identity'\n"
+        + "".join(f"{key} = '{value}'\n" for key, value in azure.config_json().items())
+    )
+    connection = shell.run_line_magic("aml_connect", "")
+    assert connection.backend.name == "azure ml" and connection.experiment_name == "churn"
+    assert connection.origin == str(workdir / "pyproject.toml")
+
+
 def test_the_workspace_tracking_uri_itself_connects_too(shell, azure, monkeypatch, capsys):
     uri = shell.run_line_magic("aml_connect", WORKSPACE_FLAGS).tracking_uri
     STATE.connection = None
