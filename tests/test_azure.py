@@ -230,6 +230,13 @@ def test_no_credentials_or_a_refused_token_give_one_line_without_secrets(
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
 
 
+def test_an_unknown_cloud_is_one_line(shell, azure, capsys, monkeypatch):
+    monkeypatch.setenv("AZUREML_CURRENT_CLOUD", "NoSuchCloud")
+    assert not shell.run_cell(f"%aml_connect {WORKSPACE_FLAGS}").success
+    line = only_line(capsys)
+    assert '"NoSuchCloud"' in line and "AZUREML_CURRENT_CLOUD" in line
+
+
 def test_service_principal_secrets_come_only_from_the_environment(shell, azure, capsys):
     shell.run_cell(f"%aml_connect {WORKSPACE_FLAGS} --auth service-principal")
     line = only_line(capsys)

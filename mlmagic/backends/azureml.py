@@ -151,25 +151,26 @@ def _identity():
 
 
 def _look_up(ref: WorkspaceRef, token_credential: Any, timeout: float):
-    try:
-        from azure.ai.ml import MLClient
-        from azure.core.exceptions import (
-            ClientAuthenticationError,
-            HttpResponseError,
-            ServiceRequestError,
-        )
-    except ImportError:
-        raise MissingExtra(INSTALL) from None
-    client = MLClient(
-        token_credential, ref.subscription, ref.resource_group, ref.name,
-        enable_telemetry=False, show_progress=False,
+    from azure.core.exceptions import (
+        ClientAuthenticationError,
+        HttpResponseError,
+        ServiceRequestError,
     )
+
     try:
         with _sdk_logs_quiet():
+            from azure.ai.ml import MLClient
+
+            client = MLClient(
+                token_credential, ref.subscription, ref.resource_group, ref.name,
+                enable_telemetry=False, show_progress=False,
+            )
             return client.workspaces.get(
                 ref.name, connection_timeout=min(3.0, timeout), read_timeout=timeout,
                 retry_total=0,
             )
+    except ImportError:
+        raise MissingExtra(INSTALL) from None
     except ClientAuthenticationError as error:
         raise ConnectionFailed(_credential_failure(error)) from None
     except ServiceRequestError as error:
@@ -181,13 +182,20 @@ def _look_up(ref: WorkspaceRef, token_credential: Any, timeout: float):
         ) from None
     except HttpResponseError as error:
         raise _arm_failure(error, ref) from None
+    except Exception as error:
+        if type(error).__name__ != "MlException":  # azure-ai-ml's own checks (even on import)
+            raise
+        raise ConfigError(f"Azure ML: {str(error).strip()} Check AZUREML_CURRENT_CLOUD and "
+                          "ARM_CLOUD_METADATA_URL, or unset them for the public cloud.") from None
 
 
 @contextmanager
 def _sdk_logs_quiet():
     """Keep the SDKs' own multi-line warnings (every credential of a chain that failed, ...)
     out of the notebook while mlmagic turns the failure into one line."""
-    loggers = [logging.getLogger(name) for name in SDK_LOGGERS]
+    names = [name for name in logging.root.manager.loggerDict
+             if name.startswith(tuple(f"{prefix}." for prefix in SDK_LOGGERS))]
+    loggers = [logging.getLogger(name) for name in (*SDK_LOGGERS, *names)]
     levels = [logger.level for logger in loggers]
     for logger in loggers:
         logger.setLevel(logging.CRITICAL)
