@@ -109,6 +109,7 @@ class AzureEmulator:
         self.not_emulated: list[Request] = []
         self.token_lifetime = 3600.0
         self.refuse_tokens = False
+        self.deny_mlflow = False  # the identity has no role on the workspace
         self.tokens: dict[str, float] = {}
         self.blobs = root / "blobs"
         self.blobs.mkdir(parents=True, exist_ok=True)
@@ -347,6 +348,10 @@ class AzureEmulator:
         found = self.find_workspace(sub, rg, ws)
         if isinstance(found, Response):
             return found
+        if self.deny_mlflow:
+            return arm_error(403, "AuthorizationFailed", "The client does not have "
+                             "authorization to perform action 'Microsoft.MachineLearningServices"
+                             "/workspaces/experiments/read'.")
         url = f"{self.mlflow_url}/{api}"
         if query:
             url += "?" + urllib.parse.urlencode(query)

@@ -118,6 +118,7 @@ def azure(azure_service, monkeypatch):
         monkeypatch.delenv(name, raising=False)
     azure_service.requests.clear()
     azure_service.not_emulated.clear()
-    azure_service.token_lifetime, azure_service.refuse_tokens = 3600.0, False
+    azure_service.token_lifetime = 3600.0
+    azure_service.refuse_tokens = azure_service.deny_mlflow = False
     yield azure_service
     assert not azure_service.not_emulated, f"not emulated: {azure_service.not_emulated}"

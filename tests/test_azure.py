@@ -230,6 +230,14 @@ def test_no_credentials_or_a_refused_token_give_one_line_without_secrets(
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
 
 
+def test_an_identity_without_a_role_on_the_workspace_is_one_line(shell, azure, capsys):
+    azure.deny_mlflow = True
+    assert not shell.run_cell(f"%aml_connect {WORKSPACE_FLAGS}").success
+    line = only_line(capsys)
+    assert "HTTP 403" in line and "AzureML Data Scientist" in line
+    assert STATE.connection is None
+
+
 def test_an_unknown_cloud_is_one_line(shell, azure, capsys, monkeypatch):
     monkeypatch.setenv("AZUREML_CURRENT_CLOUD", "NoSuchCloud")
     assert not shell.run_cell(f"%aml_connect {WORKSPACE_FLAGS}").success

@@ -130,7 +130,11 @@ def open_workspace(ref: WorkspaceRef, token_credential: Any, timeout: float) -> 
     host_creds = _use_credential_for_mlflow(tracking_uri, ref, token_credential)
     from mlmagic.backends.server import probe_rest_api
 
-    probe_rest_api(host_creds(), f"the workspace '{ref.name}'", timeout)
+    probe_rest_api(
+        host_creds(), f"the workspace '{ref.name}'", timeout,
+        refused_advice="Give this identity a role on the workspace (e.g. AzureML Data "
+        "Scientist) in the Azure portal, then connect again.",
+    )
     return Backend(
         "azure ml", tracking_uri, ui_url=_studio_url(), host_creds=host_creds,
         run_path=f"runs/{{run_id}}?wsid={ref.arm_id}",

@@ -28,8 +28,16 @@ def open(uri: str, timeout: float) -> Backend:
     )
 
 
-def probe_rest_api(host_creds, shown_uri: str, timeout: float) -> None:
-    """Ask the MLflow REST API for one experiment, without retries; explain any failure."""
+MLFLOW_CREDENTIALS = (
+    "Set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD, or MLFLOW_TRACKING_TOKEN."
+)
+
+
+def probe_rest_api(
+    host_creds, shown_uri: str, timeout: float, refused_advice: str = MLFLOW_CREDENTIALS
+) -> None:
+    """Ask the MLflow REST API for one experiment, without retries; explain any failure
+    (``refused_advice`` says what to do when the credentials are refused)."""
     from mlflow.exceptions import MlflowException
     from mlflow.utils.rest_utils import http_request
 
@@ -48,7 +56,7 @@ def probe_rest_api(host_creds, shown_uri: str, timeout: float) -> None:
             f"cannot reach the MLflow server at {shown_uri} ({reason}). "
             "Start the server or check the URI."
         ) from None
-    _check_status(response.status_code, shown_uri)
+    _check_status(response.status_code, shown_uri, refused_advice)
 
 
 def network_failure(error: BaseException) -> str | None:
@@ -81,13 +89,13 @@ def _exception_chain(error: BaseException) -> list[BaseException]:
     return chain
 
 
-def _check_status(status: int, shown_uri: str) -> None:
+def _check_status(status: int, shown_uri: str, refused_advice: str) -> None:
     if status == 200:
         return
     if status in (401, 403):
         raise ConnectionFailed(
             f"the MLflow server at {shown_uri} refused the credentials (HTTP {status}). "
-            "Set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD, or MLFLOW_TRACKING_TOKEN."
+            + refused_advice
         )
     if status == 404:
         raise ConnectionFailed(
