@@ -1,6 +1,9 @@
-"""Run every benchmark, print the figures and write them to bench/results.json.
+"""Run the benchmarks, print the figures and write them to bench/results.json.
 
-    python bench/run_all.py
+    python bench/run_all.py                  # all of them
+    python bench/run_all.py azure_workspace  # only these; the others' figures are kept
+
+A partial run records, in each entry it writes, the machine it was measured on.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import platform
 import sys
 from pathlib import Path
 
+import azure_workspace
 import empty_cell
 import live_view
 import load_ext
@@ -36,18 +40,26 @@ def machine() -> dict:
     }
 
 
-def main() -> None:
-    figures = {
-        "machine": machine(),
-        "load_ext": load_ext.measure(),
-        "metric_logging": metric_logging.measure(),
-        "empty_cell": empty_cell.measure(),
-        "live_view": live_view.measure(),
-        "models": models.measure(),
-    }
+BENCHMARKS = {
+    "load_ext": load_ext,
+    "metric_logging": metric_logging,
+    "empty_cell": empty_cell,
+    "live_view": live_view,
+    "models": models,
+    "azure_workspace": azure_workspace,
+}
+
+
+def main(names: list[str]) -> None:
+    if names:  # a partial run: each new entry says what it was measured on
+        figures = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+        for name in names:
+            figures[name] = {**BENCHMARKS[name].measure(), "machine": machine()}
+    else:
+        figures = {"machine": machine(), **{n: b.measure() for n, b in BENCHMARKS.items()}}
     RESULTS.write_text(json.dumps(figures, indent=2) + "\n")
     print(json.dumps(figures, indent=2))
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])

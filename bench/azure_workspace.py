@@ -6,7 +6,7 @@ The emulator forwards MLflow calls to a local `mlflow server`, so every workspac
 one more local HTTPS hop than on a plain server; the ratios are what this measures, not
 Azure's own latency. Needs the azure extra: pip install -e ".[azure]".
 
-    python bench/azure.py
+    python bench/azure_workspace.py
 """
 
 from __future__ import annotations
