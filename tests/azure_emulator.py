@@ -298,11 +298,12 @@ class AzureEmulator:
                              "be found.")
         return json_response(200, self._subscription_resource(sub))
 
+    def checked_workspace(self, sub, rg, ws, headers) -> Workspace | Response:
+        """The workspace a signed request is about, or the error to answer with."""
+        return self.authorized(headers) or self.find_workspace(sub, rg, ws)
+
     def _workspace(self, sub, rg, ws, headers, **_) -> Response:
-        denied = self.authorized(headers)
-        if denied:
-            return denied
-        found = self.find_workspace(sub, rg, ws)
+        found = self.checked_workspace(sub, rg, ws, headers)
         if isinstance(found, Response):
             return found
         return json_response(200, self.workspace_resource(found))
@@ -341,11 +342,8 @@ class AzureEmulator:
 
     # -- MLflow, forwarded ---------------------------------------------------------------
 
-    def _mlflow(self, sub, rg, ws, api, query, headers, body, method="GET", **_) -> Response:
-        denied = self.authorized(headers)
-        if denied:
-            return denied
-        found = self.find_workspace(sub, rg, ws)
+    def _mlflow(self, sub, rg, ws, api, query, headers, body, **_) -> Response:
+        found = self.checked_workspace(sub, rg, ws, headers)
         if isinstance(found, Response):
             return found
         if self.deny_mlflow:
@@ -396,10 +394,7 @@ class AzureEmulator:
     def _artifact_place(self, sub, rg, ws, headers, origin=None, container=None, run=None,
                         **_) -> tuple[str, str] | Response:
         """The (origin, container) a request is about, or the error to answer with."""
-        denied = self.authorized(headers)
-        if denied:
-            return denied
-        found = self.find_workspace(sub, rg, ws)
+        found = self.checked_workspace(sub, rg, ws, headers)
         if isinstance(found, Response):
             return found
         return (origin, container) if run is None else ("ExperimentRun", f"dcid.{run}")

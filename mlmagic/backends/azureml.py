@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import logging
 import re
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlparse
 
 from mlmagic.backends import Backend
+from mlmagic.core.display import quiet_loggers
 from mlmagic.errors import ConfigError, ConnectionFailed, InvalidInput, MissingExtra, NotFound
 
 AUTH_METHODS = ("default", "cli", "interactive", "service-principal", "managed-identity")
@@ -25,6 +25,7 @@ WORKSPACE_ID = re.compile(
     r"/providers/Microsoft\.MachineLearningServices/workspaces/([^/?]+)",
     re.IGNORECASE,
 )
+# Their warnings (one per credential a chain tried, ...) would print under mlmagic's one line.
 SDK_LOGGERS = ("azure.identity", "azure.ai.ml", "azure.core", "azureml.mlflow", "msal")
 INSTALL = 'Azure ML needs the Azure extra: pip install "mlmagic[azure]"'
 
@@ -162,7 +163,7 @@ def _look_up(ref: WorkspaceRef, token_credential: Any, timeout: float):
     )
 
     try:
-        with _sdk_logs_quiet():
+        with quiet_loggers(SDK_LOGGERS, logging.CRITICAL):
             from azure.ai.ml import MLClient
 
             client = MLClient(
@@ -191,23 +192,6 @@ def _look_up(ref: WorkspaceRef, token_credential: Any, timeout: float):
             raise
         raise ConfigError(f"Azure ML: {str(error).strip()} Check AZUREML_CURRENT_CLOUD and "
                           "ARM_CLOUD_METADATA_URL, or unset them for the public cloud.") from None
-
-
-@contextmanager
-def _sdk_logs_quiet():
-    """Keep the SDKs' own multi-line warnings (every credential of a chain that failed, ...)
-    out of the notebook while mlmagic turns the failure into one line."""
-    names = [name for name in logging.root.manager.loggerDict
-             if name.startswith(tuple(f"{prefix}." for prefix in SDK_LOGGERS))]
-    loggers = [logging.getLogger(name) for name in (*SDK_LOGGERS, *names)]
-    levels = [logger.level for logger in loggers]
-    for logger in loggers:
-        logger.setLevel(logging.CRITICAL)
-    try:
-        yield
-    finally:
-        for logger, level in zip(loggers, levels, strict=True):
-            logger.setLevel(level)
 
 
 def _credential_failure(error: Exception) -> str:

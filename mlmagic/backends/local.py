@@ -4,11 +4,14 @@ and file stores."""
 from __future__ import annotations
 
 import logging
-from contextlib import contextmanager
 
 from mlmagic.backends import Backend
+from mlmagic.core.display import quiet_loggers
 from mlmagic.core.secrets import error_line, redact_uri
 from mlmagic.errors import ConnectionFailed, InvalidInput
+
+# MLflow's INFO lines about creating the tables of a new SQLite store
+SCHEMA_LOGGERS = ("mlflow.store.db.utils", "alembic")
 
 
 def handles(uri: str) -> bool:
@@ -23,7 +26,7 @@ def open(uri: str, timeout: float) -> Backend:
 
     shown = redact_uri(uri)
     try:
-        with _quiet_schema_setup():
+        with quiet_loggers(SCHEMA_LOGGERS, logging.WARNING):
             client = MlflowClient(tracking_uri=uri)
     except MlflowException:
         scheme = uri.split(":", 1)[0] if "://" in uri else uri
@@ -44,17 +47,3 @@ def open(uri: str, timeout: float) -> Backend:
             "Check that the path or database exists and is readable."
         ) from None
     return Backend("local", uri, ui_hint=f"mlflow ui --backend-store-uri {shown}")
-
-
-@contextmanager
-def _quiet_schema_setup():
-    """Hide MLflow's INFO lines about creating the tables of a new SQLite store."""
-    loggers = [logging.getLogger(name) for name in ("mlflow.store.db.utils", "alembic")]
-    levels = [logger.level for logger in loggers]
-    for logger in loggers:
-        logger.setLevel(logging.WARNING)
-    try:
-        yield
-    finally:
-        for logger, level in zip(loggers, levels, strict=True):
-            logger.setLevel(level)

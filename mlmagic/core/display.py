@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import html
+import logging
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 
@@ -15,6 +18,23 @@ def notify(message: str) -> None:
 def progress(message: str, *, done: bool = False) -> None:
     """Show a one-line progress message that the next one replaces (``done`` ends the line)."""
     print(f"\rmlmagic: {message}", end="\n" if done else "", file=sys.stderr, flush=True)
+
+
+@contextmanager
+def quiet_loggers(names: tuple[str, ...], level: int) -> Iterator[None]:
+    """Raise the named loggers (and their children) to ``level`` for a while: libraries'
+    own chatter stays out of the notebook where mlmagic says what matters in one line."""
+    children = [name for name in logging.root.manager.loggerDict
+                if name.startswith(tuple(f"{prefix}." for prefix in names))]
+    loggers = [logging.getLogger(name) for name in (*names, *children)]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(level)
+    try:
+        yield
+    finally:
+        for logger, old in zip(loggers, levels, strict=True):
+            logger.setLevel(old)
 
 
 @dataclass(frozen=True)
