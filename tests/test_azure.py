@@ -80,6 +80,10 @@ def test_a_pyproject_table_can_name_the_workspace(shell, azure, workdir, capsys)
 def test_the_workspace_tracking_uri_itself_connects_too(shell, azure, monkeypatch, capsys):
     uri = shell.run_line_magic("aml_connect", WORKSPACE_FLAGS).tracking_uri
     STATE.connection = None
+    capsys.readouterr()
+    # --auth applies to the URI too: there is no Azure CLI here to sign in with
+    assert not shell.run_cell(f"%aml_connect {uri} --auth cli").success
+    assert "cannot sign in to Azure" in only_line(capsys)
     assert shell.run_line_magic("aml_connect", uri).backend.name == "azure ml"
     STATE.connection = STATE.env_uri_written = None  # a new session, the variable set by hand
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)

@@ -64,13 +64,20 @@ def handles(uri: str) -> bool:
 
 def open(uri: str, timeout: float) -> Backend:
     """A workspace named by its tracking URI, reached with the default credential chain."""
+    ref = WorkspaceRef.from_config(workspace_of_uri(uri), "this azureml:// URI")
+    return open_workspace(ref, credential("default"), timeout)
+
+
+def workspace_of_uri(uri: str) -> dict:
+    """The workspace an ``azureml://`` tracking URI names, as the keys of its config.json."""
     found = WORKSPACE_ID.search(urlparse(uri).path)
     if not found:
         raise InvalidInput(
             "this azureml:// URI names no workspace (…/subscriptions/…/resourceGroups/…/"
             "workspaces/NAME). Use %aml_connect --config config.json instead."
         )
-    return open_workspace(WorkspaceRef(*found.groups()), credential("default"), timeout)
+    return dict(zip(("subscription_id", "resource_group", "workspace_name"), found.groups(),
+                    strict=True))
 
 
 def credential(auth: str) -> Any:

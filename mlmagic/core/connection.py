@@ -108,11 +108,14 @@ def _workspace_settings(workspace, subscription, resource_group, config, client)
 
 
 def _open(settings: Settings, auth: str, client: object | None, timeout: float):
-    if settings.workspace is None:
-        return open_backend(settings.tracking_uri or embedded_uri(), timeout)
     from mlmagic.backends import azureml
 
-    ref = azureml.WorkspaceRef.from_config(settings.workspace, settings.origin)
+    uri = settings.tracking_uri or embedded_uri()
+    workspace = settings.workspace or (azureml.workspace_of_uri(uri)
+                                       if azureml.handles(uri) else None)
+    if workspace is None:
+        return open_backend(uri, timeout)
+    ref = azureml.WorkspaceRef.from_config(workspace, settings.origin)
     credential = azureml.credential_of(client) if client is not None else azureml.credential(auth)
     return azureml.open_workspace(ref, credential, timeout)
 
