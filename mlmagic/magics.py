@@ -19,6 +19,7 @@ from IPython.display import DisplayHandle, display
 from traitlets import Bool, Float, Int, Unicode, observe
 
 from mlmagic.backends.azureml import AUTH_METHODS
+from mlmagic.deploy import TARGETS
 from mlmagic.errors import InvalidInput
 
 if TYPE_CHECKING:
@@ -129,21 +130,30 @@ class MlMagic(Magics):
 
     @magic_arguments()
     @argument("model", help="NAME, NAME:VERSION, NAME@ALIAS or a model URI")
-    @argument("--target", default="local", help="where to deploy (default: local)")
-    @argument("--name", help="endpoint name (default: the model's name)")
-    @argument("--port", type=int, help="port on 127.0.0.1 (default: a free one)")
+    @argument("--target", default="local", choices=TARGETS,
+              help="local (default), online (Azure ML managed online endpoint) or kubernetes "
+              "(Azure ML Kubernetes online endpoint)")
+    @argument("--name", "--endpoint", dest="name",
+              help="endpoint name (default: the model's name)")
+    @argument("--port", type=int, help="local: port on 127.0.0.1 (default: a free one)")
+    @argument("--instance-type", help="online, kubernetes: the VM or cluster instance type")
+    @argument("--instance-count", type=int, help="online, kubernetes: how many instances")
+    @argument("--compute", help="kubernetes: the cluster attached to the workspace")
     @argument("--check", metavar="VAR", help="a DataFrame to verify the endpoint with")
-    @argument("--timeout", type=float, default=180.0, help="seconds to wait for readiness")
+    @argument("--timeout", type=float, help="seconds to wait for readiness (default: 180 "
+              "locally, 1800 on Azure)")
     @line_magic
     def aml_deploy(self, line: str) -> Card:
-        """Serve a model as a REST endpoint and verify it: %aml_deploy churn@champion."""
+        """Serve a model as a REST endpoint and verify it: %aml_deploy churn@champion, or on
+        Azure ML: %aml_deploy churn:3 --target online --endpoint churn-api."""
         args = self._parse(self.aml_deploy, line, "%aml_deploy")
         from mlmagic import core
 
         check = self._variable(args.check) if args.check else None
         endpoint = core.deploy(
             args.model, target_name=args.target, name=args.name, port=args.port, check=check,
-            timeout=args.timeout,
+            timeout=args.timeout, instance_type=args.instance_type,
+            instance_count=args.instance_count, compute=args.compute,
         )
         return core.endpoint_summary(endpoint)
 

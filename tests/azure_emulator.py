@@ -110,6 +110,7 @@ class AzureEmulator:
         self.token_lifetime = 3600.0
         self.refuse_tokens = False
         self.deny_mlflow = False  # the identity has no role on the workspace
+        self.computes: set[str] = set()  # attached compute (Kubernetes) names
         self.tokens: dict[str, float] = {}
         self.blobs = root / "blobs"
         self.blobs.mkdir(parents=True, exist_ok=True)

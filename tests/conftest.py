@@ -97,12 +97,15 @@ def azure_service(tmp_path_factory):
     """The Azure emulator on 127.0.0.1 for the whole session, its MLflow API forwarded to a
     real `mlflow server` of its own (the workspace's store)."""
     from azure_emulator import AzureEmulator, Workspace
+    from azure_endpoints import add_endpoint_routes
 
     server = MlflowServer(tmp_path_factory.mktemp("workspace-store")).start()
     emulator = AzureEmulator(
         tmp_path_factory.mktemp("azure"), server.url,
         Workspace("6d1c3a52-0000-4b1e-9c1f-2f6f1a7e0001", "rg-notebooks", "ws-churn"),
     ).start()
+    emulator.online = add_endpoint_routes(emulator)
+    emulator.computes.add("k8s-cluster")
     yield emulator
     emulator.stop()
     server.stop()
@@ -120,5 +123,7 @@ def azure(azure_service, monkeypatch):
     azure_service.not_emulated.clear()
     azure_service.token_lifetime = 3600.0
     azure_service.refuse_tokens = azure_service.deny_mlflow = False
+    for held in ("failing_deployments", "endpoints", "deployments", "keys"):
+        getattr(azure_service.online, held).clear()
     yield azure_service
     assert not azure_service.not_emulated, f"not emulated: {azure_service.not_emulated}"

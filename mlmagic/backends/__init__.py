@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import ModuleType
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,7 @@ class Backend:
     ui_hint: str | None = None
     host_creds: Callable | None = None  # for stores reached over MLflow's REST API
     facts: tuple[tuple[str, str], ...] = ()  # what a summary shows beside the URI
+    workspace: Any = None  # an Azure ML workspace's handle (azureml.WorkspaceHandle)
 
     def link(self, path: str | None, **fields: str) -> str | None:
         """The web UI address of ``path`` (one of the *_path templates), where there is one."""

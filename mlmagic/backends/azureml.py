@@ -57,6 +57,25 @@ class WorkspaceRef:
                 f"/providers/Microsoft.MachineLearningServices/workspaces/{self.name}")
 
 
+@dataclass(frozen=True)
+class WorkspaceHandle:
+    """A connected workspace: which one, and the credential that reached it."""
+
+    ref: WorkspaceRef
+    credential: Any
+
+    def ml_client(self) -> Any:
+        """An azure-ai-ml MLClient for the workspace."""
+        from azure.ai.ml import MLClient
+
+        return MLClient(self.credential, self.ref.subscription, self.ref.resource_group,
+                        self.ref.name, enable_telemetry=False, show_progress=False)
+
+    def studio_link(self, path: str) -> str:
+        """An Azure ML studio page of the workspace."""
+        return f"{_studio_url().rstrip('/')}/{path}?wsid={self.ref.arm_id}"
+
+
 def handles(uri: str) -> bool:
     """Azure ML tracking URIs, ``azureml://<region>.api.azureml.ms/mlflow/…/workspaces/NAME``."""
     return uri.lower().startswith("azureml://")
@@ -151,6 +170,7 @@ def open_workspace(ref: WorkspaceRef, token_credential: Any, timeout: float) -> 
         home_path=f"?wsid={ref.arm_id}",
         facts=(("workspace", ref.name), ("region", workspace.location),
                ("resource group", ref.resource_group), ("subscription", ref.subscription)),
+        workspace=WorkspaceHandle(ref, token_credential),
     )
 
 
@@ -171,12 +191,7 @@ def _look_up(ref: WorkspaceRef, token_credential: Any, timeout: float):
 
     try:
         with quiet_loggers(SDK_LOGGERS, logging.CRITICAL):
-            from azure.ai.ml import MLClient
-
-            client = MLClient(
-                token_credential, ref.subscription, ref.resource_group, ref.name,
-                enable_telemetry=False, show_progress=False,
-            )
+            client = WorkspaceHandle(ref, token_credential).ml_client()
             return client.workspaces.get(
                 ref.name, connection_timeout=min(3.0, timeout), read_timeout=timeout,
                 retry_total=0,

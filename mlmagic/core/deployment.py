@@ -25,20 +25,34 @@ def deploy(
     name: str | None = None,
     port: int | None = None,
     check=None,
-    timeout: float = 180.0,
+    timeout: float | None = None,
+    instance_type: str | None = None,
+    instance_count: int | None = None,
+    compute: str | None = None,
 ) -> Endpoint:
     """Serve ``model`` (NAME, NAME:VERSION, NAME@ALIAS or a URI) on a target, then verify it:
     the model's input example (or ``check``, a DataFrame) must get the same predictions from
-    the endpoint as from the model in this process. Deploying under a used name replaces it."""
+    the endpoint as from the model in this process. Deploying under a used name replaces it.
+
+    Targets: ``local`` (``port``), ``online`` (an Azure ML managed online endpoint:
+    ``instance_type``, ``instance_count``) and ``kubernetes`` (an Azure ML Kubernetes online
+    endpoint on the attached cluster ``compute``)."""
+    module = target(target_name)
+    options = {key: value for key, value in {
+        "port": port, "instance_type": instance_type, "instance_count": instance_count,
+        "compute": compute}.items() if value is not None}
+    unsupported = [f"--{key.replace('_', '-')}" for key in options if key not in module.OPTIONS]
+    if unsupported:
+        raise InvalidInput(f"{', '.join(unsupported)} does not apply to the {target_name} "
+                           "target.")
     connection = ensure_connected()
     ref = resolve_model(model)
     name = name or ref.name or "model"
-    module = target(target_name)
     _check_servable(ref)
-    if name in _ENDPOINTS:
-        undeploy(name)
-    endpoint = module.deploy(ref, name, port=port, timeout=timeout,
-                             tracking_uri=connection.tracking_uri)
+    if name in _ENDPOINTS and _ENDPOINTS[name].target == "local":
+        undeploy(name)  # an Azure endpoint of that name is updated in place by its target
+    endpoint = module.deploy(ref, name, timeout=timeout or module.DEFAULT_TIMEOUT,
+                             connection=connection, **options)
     _ENDPOINTS[name] = endpoint
     _verify(endpoint, ref.uri, check)
     return endpoint
@@ -84,8 +98,10 @@ def endpoint_summary(endpoint: Endpoint) -> Card:
         ("model", endpoint.model),
         ("target", endpoint.target),
         ("scoring URL", endpoint.url),
+        ("deployment", endpoint.details.get("deployment")),
+        ("studio", endpoint.details.get("studio")),
         ("log", endpoint.details.get("log")),
-        ("try it", example),
+        ("try it", endpoint.details.get("try") or example),
     )
 
 
@@ -93,7 +109,10 @@ def _check_servable(ref) -> None:
     """Refuse, before starting anything, a model MLflow has no way to serve."""
     from mlflow.models import get_model_info
 
-    flavors = get_model_info(ref.uri).flavors
+    from mlmagic.core.sink import temporary_env
+
+    with temporary_env({"MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}):
+        flavors = get_model_info(ref.uri).flavors
     if "python_function" not in flavors:
         raise InvalidInput(
             f"the model {ref} has no python_function flavour (it has: {', '.join(flavors)}), "

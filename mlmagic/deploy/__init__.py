@@ -1,6 +1,7 @@
-"""Deployment targets, one module each, chosen by name (``local`` now; Azure targets later).
+"""Deployment targets, one module each, chosen by name.
 
-A target module has ``deploy(model, name, *, port, timeout) -> Endpoint``,
+A target module has ``OPTIONS`` (the deploy options it takes, e.g. ``port``),
+``deploy(model, name, *, timeout, connection, **options) -> Endpoint``,
 ``status(endpoint) -> str``, ``predict(endpoint, frame) -> list`` and ``delete(endpoint)``.
 Adding a target is adding a module here and its name to ``TARGETS``.
 """
@@ -13,7 +14,7 @@ from types import ModuleType
 
 from mlmagic.errors import InvalidInput
 
-TARGETS = ("local",)
+TARGETS = ("local", "online", "kubernetes")
 
 
 @dataclass

@@ -16,10 +16,12 @@ from mlmagic.core.display import progress
 from mlmagic.deploy import Endpoint
 from mlmagic.errors import ConnectionFailed, InvalidInput
 
+OPTIONS = ("port",)
+DEFAULT_TIMEOUT = 180.0
 _PROCESSES: dict[str, subprocess.Popen] = {}
 
 
-def deploy(model, name: str, *, port: int | None, timeout: float, tracking_uri: str) -> Endpoint:
+def deploy(model, name: str, *, timeout: float, connection, port: int | None = None) -> Endpoint:
     """Serve ``model`` (a ModelRef) and wait until its health check answers."""
     port = port or _free_port()
     if _in_use(port):
@@ -33,7 +35,7 @@ def deploy(model, name: str, *, port: int | None, timeout: float, tracking_uri: 
     with log.open("w") as output:
         process = subprocess.Popen(
             command, stdout=output, stderr=subprocess.STDOUT, start_new_session=True,
-            env={**os.environ, "MLFLOW_TRACKING_URI": tracking_uri},
+            env={**os.environ, "MLFLOW_TRACKING_URI": connection.tracking_uri},
         )
     base = f"http://127.0.0.1:{port}"
     endpoint = Endpoint(name, "local", str(model), f"{base}/invocations",

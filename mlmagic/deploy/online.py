@@ -1,0 +1,195 @@
+"""Azure ML managed online endpoints (the successor of ACI web services).
+
+A model from the workspace registry is deployed with no scoring script and no environment
+(an MLflow "no-code" deployment). A new version goes to the other of two deployments, blue
+and green; when it is ready the traffic moves to it and the old one is deleted.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+import urllib.error
+import urllib.request
+from typing import Any
+
+from mlmagic.core.display import progress
+from mlmagic.deploy import Endpoint
+from mlmagic.errors import ConnectionFailed, InvalidInput, MlmagicError, NotFound
+
+OPTIONS = ("instance_type", "instance_count")
+DEFAULT_TIMEOUT = 1800.0  # Azure takes minutes to provision
+DEFAULT_INSTANCE_TYPE = "Standard_DS3_v2"
+NAME_RULE = re.compile(r"[a-zA-Z][a-zA-Z0-9-]{1,30}[a-zA-Z0-9]")
+_KEYS: dict[str, str] = {}  # endpoint name -> its key, never shown
+
+
+def deploy(model, name: str, *, timeout: float, connection, instance_type: str | None = None,
+           instance_count: int | None = None) -> Endpoint:
+    """Create or update a managed online endpoint serving ``model`` (a ModelRef)."""
+    from azure.ai.ml.entities import ManagedOnlineDeployment, ManagedOnlineEndpoint
+
+    return deploy_to(
+        model, name, connection, timeout, target="online",
+        new_endpoint=lambda: ManagedOnlineEndpoint(name=name, auth_mode="key"),
+        new_deployment=lambda slot, model_id: ManagedOnlineDeployment(
+            name=slot, endpoint_name=name, model=model_id,
+            instance_type=instance_type or DEFAULT_INSTANCE_TYPE,
+            instance_count=instance_count or 1,
+        ),
+    )
+
+
+def deploy_to(model, name: str, connection, timeout: float, *, target: str, new_endpoint,
+              new_deployment) -> Endpoint:
+    """The deployment steps that managed and Kubernetes online endpoints share."""
+    workspace = workspace_of(connection, target)
+    check_name(name)
+    if not (model.name and model.version):
+        raise InvalidInput(
+            f"{model} is not a registered model version. Register it first "
+            "(%aml_register NAME --run RUN), then deploy NAME:VERSION."
+        )
+    client = workspace.ml_client()
+    deadline = time.monotonic() + timeout
+    existing = _existing(client, name)
+    if existing is None:
+        _wait(lambda: client.online_endpoints.begin_create_or_update(new_endpoint()),
+              f"creating endpoint {name}", deadline, workspace)
+    slots = _deployments(client, name)
+    slot = "green" if "blue" in slots else "blue"
+    model_id = f"azureml:{model.name}:{model.version}"
+    try:
+        _wait(lambda: client.online_deployments.begin_create_or_update(
+            new_deployment(slot, model_id)), f"deploying {model} to {name}/{slot}", deadline,
+            workspace)
+    except MlmagicError as error:
+        _clean_up_failed(client, name, slot, created=existing is None)
+        raise error from None
+    endpoint = client.online_endpoints.get(name)
+    endpoint.traffic = {slot: 100}
+    _wait(lambda: client.online_endpoints.begin_create_or_update(endpoint),
+          f"moving the traffic of {name} to {slot}", deadline, workspace)
+    for old in slots:
+        client.online_deployments.begin_delete(name=old, endpoint_name=name).result()
+    _KEYS[name] = client.online_endpoints.get_keys(name).primary_key
+    scoring_uri = client.online_endpoints.get(name).scoring_uri
+    return Endpoint(name, target, str(model), scoring_uri, {
+        "deployment": slot, "workspace": workspace,
+        "studio": workspace.studio_link(f"endpoints/realtime/{name}/detail"),
+        "try": f"POST {scoring_uri} with Authorization: Bearer <key> and "
+               '{"input_data": {"columns": [...], "data": [[...]]}}',
+    })
+
+
+def status(endpoint: Endpoint) -> str:
+    """The endpoint's provisioning state and its traffic, as Azure reports them."""
+    try:
+        found = endpoint.details["workspace"].ml_client().online_endpoints.get(endpoint.name)
+    except Exception:
+        return "unreachable"
+    traffic = ", ".join(f"{slot} {share}%" for slot, share in (found.traffic or {}).items())
+    return f"{str(found.provisioning_state).split('.')[-1].lower()} ({traffic or 'no traffic'})"
+
+
+def predict(endpoint: Endpoint, frame) -> list:
+    """Post a pandas DataFrame to the endpoint in Azure ML's ``input_data`` form."""
+    key = _KEYS.get(endpoint.name) or _key(endpoint)
+    body = json.dumps({"input_data": frame.to_dict(orient="split")}, default=str).encode()
+    request = urllib.request.Request(endpoint.url, data=body, headers={
+        "Content-Type": "application/json", "Authorization": f"Bearer {key}"})
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        message = error.read().decode(errors="replace")[:300]
+        raise InvalidInput(f"the endpoint {endpoint.name} refused the data (HTTP "
+                           f"{error.code}): {message}") from None
+    except OSError as error:
+        raise ConnectionFailed(f"the endpoint {endpoint.name} does not answer ({error}).") from None
+
+
+def delete(endpoint: Endpoint) -> None:
+    """Delete the endpoint and its deployments from the workspace."""
+    client = endpoint.details["workspace"].ml_client()
+    client.online_endpoints.begin_delete(name=endpoint.name).result()
+    _KEYS.pop(endpoint.name, None)
+
+
+def workspace_of(connection, target: str):
+    """The connected workspace, or a line saying that this target needs one."""
+    if connection.backend.workspace is None:
+        raise InvalidInput(
+            f"the {target} target deploys to an Azure ML workspace; connect to one first "
+            "(%aml_connect --workspace NAME --subscription ID --resource-group RG)."
+        )
+    return connection.backend.workspace
+
+
+def check_name(name: str) -> None:
+    """Azure's rule for endpoint names, checked before any call."""
+    if not NAME_RULE.fullmatch(name):
+        raise InvalidInput(
+            f"'{name}' is not a valid endpoint name: 3 to 32 letters, digits or hyphens, "
+            "starting with a letter and not ending with a hyphen. Give another with --name."
+        )
+
+
+def _existing(client, name: str):
+    from azure.core.exceptions import ResourceNotFoundError
+
+    try:
+        return client.online_endpoints.get(name)
+    except ResourceNotFoundError:
+        return None
+
+
+def _deployments(client, name: str) -> list[str]:
+    return [d.name for d in client.online_deployments.list(endpoint_name=name)]
+
+
+def _wait(begin, doing: str, deadline: float, workspace) -> Any:
+    """Start an Azure long-running operation (``begin()``) and wait for it with a one-line
+    progress; its result."""
+    from azure.core.exceptions import HttpResponseError
+
+    started, shown = time.monotonic(), False
+    try:
+        poller = begin()
+        while not poller.done():
+            if time.monotonic() > deadline:
+                progress("", done=True)
+                raise ConnectionFailed(
+                    f"{doing}: not done when the timeout ran out; it goes on in Azure. See "
+                    f"{workspace.studio_link('endpoints')} or try a longer --timeout."
+                )
+            progress(f"{doing} ({time.monotonic() - started:.0f} s)")
+            shown = True
+            poller.wait(1)
+        result = poller.result()
+    except HttpResponseError as error:
+        if shown:
+            progress("", done=True)
+        reason = getattr(getattr(error, "error", None), "message", None) or str(error)
+        raise MlmagicError(f"{doing} failed: {reason.splitlines()[0]} "
+                           f"(studio: {workspace.studio_link('endpoints')})") from None
+    progress(f"{doing}: done after {time.monotonic() - started:.0f} s", done=True)
+    return result
+
+
+def _clean_up_failed(client, name: str, slot: str, *, created: bool) -> None:
+    """Leave nothing half-created: the failed deployment, and the endpoint if it is new."""
+    if created:
+        client.online_endpoints.begin_delete(name=name).result()
+    else:
+        client.online_deployments.begin_delete(name=slot, endpoint_name=name).result()
+
+
+def _key(endpoint: Endpoint) -> str:
+    client = endpoint.details["workspace"].ml_client()
+    try:
+        _KEYS[endpoint.name] = client.online_endpoints.get_keys(endpoint.name).primary_key
+    except Exception:
+        raise NotFound(f"cannot get the key of the endpoint {endpoint.name}.") from None
+    return _KEYS[endpoint.name]

@@ -1,0 +1,105 @@
+"""Deploying to Azure ML online endpoints through the real azure-ai-ml, against the emulator:
+managed and Kubernetes online endpoints, asynchronous provisioning, traffic, keys, and a
+scoring route that runs the real MLflow model behind Azure ML's input_data protocol."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import PRICE_CELL, only_line
+from test_azure import WORKSPACE_FLAGS, WSID
+
+from mlmagic.core.deployment import _ENDPOINTS
+
+HOUSES = "houses = pd.DataFrame({'rooms': [1.0, 3.0], 'age': [10.0, 20.0]})"
+
+
+@pytest.fixture
+def priced(shell, azure, capsys):
+    """Connected to the emulated workspace, with the model 'price' registered there."""
+    shell.run_line_magic("aml_connect", WORKSPACE_FLAGS + " -e pricing")
+    assert shell.run_cell(PRICE_CELL).success
+    shell.run_cell("import pandas as pd\n" + HOUSES)
+    capsys.readouterr()
+    yield shell
+    for name in list(_ENDPOINTS):
+        shell.run_line_magic("aml_undeploy", name)
+
+
+def latest_price_version(azure) -> str:
+    from mlflow import MlflowClient
+
+    versions = MlflowClient(tracking_uri=azure.mlflow_url).search_model_versions("name='price'")
+    return max(versions, key=lambda v: int(v.version)).version
+
+
+def test_online_deploy_predict_update_and_undeploy(priced, azure, capsys):
+    version = latest_price_version(azure)
+    card = repr(priced.run_line_magic(
+        "aml_deploy", f"price:{version} --target online --endpoint price-api"))
+    assert "endpoint price-api: ready" in card and "/score/price-api" in card
+    assert f"endpoints/realtime/price-api/detail?{WSID}" in card
+    assert azure.online.endpoints["price-api"]["properties"]["traffic"] == {"blue": 100}
+    assert azure.online.keys["price-api"] not in card  # the key is never shown
+    predictions = priced.run_line_magic("aml_predict", "price-api houses")
+    assert predictions.round(6).tolist() == [0.0, 10.0]  # 10 * rooms - age
+    polls = [r for r in azure.requests if r.path.startswith("/operations/")]
+    assert len(polls) >= 3  # endpoint, deployment and traffic, each polled until done
+
+    priced.run_line_magic("aml_register", "price --run last")
+    newer = latest_price_version(azure)
+    priced.run_line_magic("aml_deploy", f"price:{newer} --target online --endpoint price-api")
+    assert azure.online.endpoints["price-api"]["properties"]["traffic"] == {"green": 100}
+    assert [d for (e, d) in azure.online.deployments if e == "price-api"] == ["green"]
+    model = azure.online.deployments[("price-api", "green")]["properties"]["model"]
+    assert model.endswith(f"/models/price/versions/{newer}")
+    assert "succeeded (green 100%)" in priced.run_line_magic("aml_endpoints", "").to_string()
+
+    priced.run_line_magic("aml_undeploy", "price-api")
+    assert "price-api" not in azure.online.endpoints
+
+
+def test_kubernetes_target_deploys_on_the_attached_cluster(priced, azure, capsys):
+    version = latest_price_version(azure)
+    priced.run_line_magic(
+        "aml_deploy", f"price:{version} --target kubernetes --compute k8s-cluster "
+        "--endpoint price-k8s")
+    resource = azure.online.endpoints["price-k8s"]
+    assert resource["properties"]["compute"].endswith("k8s-cluster")
+    deployment = azure.online.deployments[("price-k8s", "blue")]
+    assert deployment["properties"]["endpointComputeType"] == "Kubernetes"
+    assert priced.run_line_magic("aml_predict", "price-k8s houses").round(6).tolist() == [
+        0.0, 10.0]
+
+
+@pytest.mark.parametrize(
+    ("flags", "expected"),
+    [
+        ("price:99 --target online --endpoint price-api", "price"),
+        ("price --target online --endpoint 9-bad_name", "not a valid endpoint name"),
+        ("price --target kubernetes --endpoint price-k8s", "needs --compute"),
+        ("price --target kubernetes --compute nowhere --endpoint price-k8s", "nowhere"),
+        ("price --target online --compute k8s-cluster", "--compute does not apply"),
+        ("price --target local --instance-count 2", "--instance-count does not apply"),
+    ],
+)
+def test_bad_azure_deploys_are_one_line_and_leave_nothing(priced, azure, capsys, flags,
+                                                          expected):
+    assert not priced.run_cell(f"%aml_deploy {flags}").success
+    assert expected in only_line(capsys).split("\r")[-1]
+    assert not azure.online.endpoints
+
+
+def test_a_deployment_that_fails_to_provision_is_cleaned_up(priced, azure, capsys):
+    azure.online.failing_deployments.add("blue")
+    assert not priced.run_cell("%aml_deploy price --target online --endpoint price-bad").success
+    line = capsys.readouterr().out.strip()
+    assert "failed to provision" in line and "studio:" in line and "\n" not in line
+    assert "price-bad" not in azure.online.endpoints  # nothing half-created left behind
+
+
+def test_online_target_needs_a_workspace(shell, capsys):
+    shell.run_line_magic("aml_connect", "")
+    shell.run_cell(PRICE_CELL)
+    capsys.readouterr()
+    assert not shell.run_cell("%aml_deploy price --target online").success
+    assert "deploys to an Azure ML workspace" in only_line(capsys)
