@@ -58,7 +58,7 @@ def test_bad_deploys_are_one_line_and_leave_nothing_running(price, capsys):
             ("%aml_deploy nosuchmodel", "NotFound: no registered model named 'nosuchmodel'"),
             ("%aml_deploy price:7", "NotFound: the model 'price' has no version 7"),
             (f"%aml_deploy price --port {port}", f"InvalidInput: port {port} on 127.0.0.1"),
-            ("%aml_deploy price --target moon", "InvalidInput: unknown deploy target 'moon'"),
+            ("%aml_deploy price --target moon", "UsageError: argument --target: invalid choice"),
             ("%aml_deploy price --check nothing", "InvalidInput: there is no variable 'nothing'"),
             ("%aml_predict ghost houses", "NotFound: no endpoint named 'ghost'"),
             ("%aml_undeploy ghost", "NotFound: no endpoint named 'ghost'"),
