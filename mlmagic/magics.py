@@ -199,12 +199,17 @@ class MlMagic(Magics):
             return None
         return scored
 
+    @magic_arguments()
+    @argument("name", help="endpoint name")
+    @argument("--deployment", help="Azure ML: delete only this deployment of the endpoint")
     @line_magic
     def aml_undeploy(self, line: str) -> None:
-        """Stop an endpoint: %aml_undeploy NAME."""
+        """Stop an endpoint: %aml_undeploy NAME; on Azure ML, delete it, or one deployment of
+        it: %aml_undeploy NAME --deployment blue."""
+        args = self._parse(self.aml_undeploy, line, "%aml_undeploy")
         from mlmagic import core
 
-        core.undeploy(line.strip())
+        core.undeploy(args.name, deployment=args.deployment)
 
     @magic_arguments()
     @argument("-n", "--name", help="run name")

@@ -103,3 +103,23 @@ def test_online_target_needs_a_workspace(shell, capsys):
     capsys.readouterr()
     assert not shell.run_cell("%aml_deploy price --target online").success
     assert "deploys to an Azure ML workspace" in only_line(capsys)
+
+
+def test_the_workspace_endpoints_are_listed_used_and_deleted_from_any_session(
+    priced, azure, capsys
+):
+    version = latest_price_version(azure)
+    priced.run_line_magic("aml_deploy", f"price:{version} --target online --endpoint price-api")
+    _ENDPOINTS.clear()  # a new session: the endpoint exists only in the workspace
+    listed = priced.run_line_magic("aml_endpoints", "")
+    row = listed.set_index("name").loc["price-api"]
+    assert (row["target"], row["model"]) == ("online", f"price:{version}")
+    assert row["state"] == "succeeded (blue 100%)"
+    assert priced.run_line_magic("aml_predict", "price-api houses").round(6).tolist() == [
+        0.0, 10.0]
+    capsys.readouterr()
+    assert not priced.run_cell("%aml_undeploy price-api --deployment blue").success
+    assert "takes 100% of price-api's traffic" in only_line(capsys)
+    priced.run_line_magic("aml_undeploy", "price-api")
+    assert "price-api" not in azure.online.endpoints
+    assert priced.run_line_magic("aml_endpoints", "").empty

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from mlmagic.core.connection import ensure_connected
 from mlmagic.core.display import Card, card
 from mlmagic.core.registry import resolve_model
+from mlmagic.core.state import STATE
 from mlmagic.deploy import Endpoint, target
 from mlmagic.errors import InvalidInput, MlmagicError, NotFound
 
@@ -59,13 +60,14 @@ def deploy(
 
 
 def endpoints() -> pd.DataFrame:
-    """The endpoints this session started: name, target, model, URL and state."""
+    """The endpoints this session started and, on an Azure ML workspace, the workspace's
+    online endpoints: name, target, model, URL and state (Azure's, with the traffic)."""
     import pandas as pd
 
     rows = [
         {"name": e.name, "target": e.target, "model": e.model, "url": e.url,
          "state": target(e.target).status(e)}
-        for e in _ENDPOINTS.values()
+        for e in (*_ENDPOINTS.values(), *_workspace_endpoints().values())
     ]
     return pd.DataFrame(rows, columns=["name", "target", "model", "url", "state"])
 
@@ -80,11 +82,19 @@ def predict(name: str, frame) -> list:
     return target(endpoint.target).predict(endpoint, frame)
 
 
-def undeploy(name: str) -> None:
-    """Stop and forget the endpoint ``name``."""
+def undeploy(name: str, deployment: str | None = None) -> None:
+    """Stop and forget the endpoint ``name`` (on Azure ML: delete it, or only its
+    ``deployment``)."""
     endpoint = _endpoint(name)
-    target(endpoint.target).delete(endpoint)
-    del _ENDPOINTS[name]
+    module = target(endpoint.target)
+    if deployment is not None:
+        if not hasattr(module, "delete_deployment"):
+            raise InvalidInput(f"--deployment applies to Azure ML endpoints; {name} is "
+                               f"{endpoint.target}.")
+        module.delete_deployment(endpoint, deployment)
+        return
+    module.delete(endpoint)
+    _ENDPOINTS.pop(name, None)
 
 
 def endpoint_summary(endpoint: Endpoint) -> Card:
@@ -122,10 +132,24 @@ def _check_servable(ref) -> None:
 
 
 def _endpoint(name: str) -> Endpoint:
-    if name not in _ENDPOINTS:
-        known = ", ".join(_ENDPOINTS) or "none yet"
-        raise NotFound(f"no endpoint named '{name}' in this session (endpoints: {known}).")
-    return _ENDPOINTS[name]
+    if name in _ENDPOINTS:
+        return _ENDPOINTS[name]
+    in_workspace = _workspace_endpoints()
+    if name not in in_workspace:
+        known = ", ".join([*_ENDPOINTS, *in_workspace]) or "none yet"
+        raise NotFound(f"no endpoint named '{name}' (endpoints: {known}).")
+    return in_workspace[name]
+
+
+def _workspace_endpoints() -> dict[str, Endpoint]:
+    """The connected Azure ML workspace's online endpoints not started in this session."""
+    connection = STATE.connection
+    if connection is None or connection.backend.workspace is None:
+        return {}
+    from mlmagic.deploy.online import endpoints_in
+
+    return {e.name: e for e in endpoints_in(connection.backend.workspace)
+            if e.name not in _ENDPOINTS}
 
 
 def _verify(endpoint: Endpoint, model_uri: str, check) -> None:

@@ -117,6 +117,40 @@ def delete(endpoint: Endpoint) -> None:
     _KEYS.pop(endpoint.name, None)
 
 
+def delete_deployment(endpoint: Endpoint, deployment: str) -> None:
+    """Delete one deployment of the endpoint; it must take no traffic."""
+    client = endpoint.details["workspace"].ml_client()
+    traffic = client.online_endpoints.get(endpoint.name).traffic or {}
+    if deployment not in _deployments(client, endpoint.name):
+        raise NotFound(f"the endpoint {endpoint.name} has no deployment '{deployment}' "
+                       f"(it has: {', '.join(traffic) or 'none'}).")
+    if traffic.get(deployment):
+        raise InvalidInput(f"the deployment '{deployment}' takes {traffic[deployment]}% of "
+                           f"{endpoint.name}'s traffic; deploy another version first, or "
+                           "undeploy the whole endpoint.")
+    client.online_deployments.begin_delete(name=deployment, endpoint_name=endpoint.name).result()
+
+
+def endpoints_in(workspace) -> list[Endpoint]:
+    """The workspace's online endpoints (managed and Kubernetes), whoever made them."""
+    client = workspace.ml_client()
+    found = []
+    for online in client.online_endpoints.list():
+        models = [_model_name(d.model) for d in client.online_deployments.list(online.name)]
+        kind = "kubernetes" if getattr(online, "compute", None) else "online"
+        found.append(Endpoint(online.name, kind, ", ".join(models), online.scoring_uri, {
+            "workspace": workspace,
+            "studio": workspace.studio_link(f"endpoints/realtime/{online.name}/detail")}))
+    return found
+
+
+def _model_name(model) -> str:
+    """NAME:VERSION of a deployment's model (an ARM id …/models/NAME/versions/V)."""
+    parts = str(model).rstrip("/").split("/")
+    return f"{parts[-3]}:{parts[-1]}" if len(parts) >= 3 and parts[-2] == "versions" else str(
+        model)
+
+
 def workspace_of(connection, target: str):
     """The connected workspace, or a line saying that this target needs one."""
     if connection.backend.workspace is None:
