@@ -281,5 +281,8 @@ def test_the_azure_quickstart_notebook_runs_against_the_workspace(azure, workdir
     assert "ws-churn" in text and "westeurope" in text
     assert f"https://ml.azure.emulator.test/runs/{run.info.run_id}?{WSID}" in text
     assert "prediction" in text
+    predicted = [c for c in nb.cells if c.source.startswith("preds = %aml_predict")][0]
+    assert "array(" in predicted.outputs[0]["data"]["text/plain"]
+    assert "diabetes-api" not in azure.online.endpoints  # undeployed at the end
     calls = [r for r in azure.requests if r.path.startswith((ARM_PREFIX, MLFLOW_PREFIX))]
     assert calls and all(r.authorization for r in calls)
