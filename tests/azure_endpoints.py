@@ -40,6 +40,7 @@ class Endpoints:
     emulator: AzureEmulator
     provisioning_seconds: float = 1.5
     failing_deployments: set[str] = field(default_factory=set)  # names that fail to provision
+    quota_instances: int = 20  # the subscription's core quota, in instances
     endpoints: dict[str, dict] = field(default_factory=dict)
     deployments: dict[tuple[str, str], dict] = field(default_factory=dict)
     keys: dict[str, str] = field(default_factory=dict)
@@ -70,7 +71,8 @@ class Endpoints:
     def _accepted(self, resource: dict, operation_id: str, query) -> Response:
         api = query.get("api-version", "")
         poll = f"{self.emulator.url}/operations/{operation_id}?api-version={api}"
-        return json_response(201, self._current(resource), **{"Azure-AsyncOperation": poll})
+        return json_response(201, self._current(resource), **{"Azure-AsyncOperation": poll,
+                                                               "Retry-After": "1"})
 
     def operation(self, operation_id, **_) -> Response:
         found = self.operations.get(operation_id)
@@ -79,7 +81,7 @@ class Endpoints:
         body = {"status": found.status()}
         if found.status() == "Failed":
             body["error"] = {"code": "DeploymentFailed", "message": found.failure}
-        return json_response(200, body)
+        return json_response(200, body, **{"Retry-After": "1"})
 
     # -- endpoints -----------------------------------------------------------------------
 
@@ -148,7 +150,8 @@ class Endpoints:
             self.operations[operation_id] = Operation(time.time() + 0.2)
         api = query.get("api-version", "")
         poll = f"{self.emulator.url}/operations/{operation_id}?api-version={api}"
-        return Response(202, b"", {"Azure-AsyncOperation": poll, "Location": poll})
+        return Response(202, b"", {"Azure-AsyncOperation": poll, "Location": poll,
+                                   "Retry-After": "1"})
 
     def list_keys(self, sub, rg, ws, endpoint, headers, **_) -> Response:
         found = self.emulator.checked_workspace(sub, rg, ws, headers)
@@ -170,6 +173,12 @@ class Endpoints:
             return arm_error(404, "ResourceNotFound", f"online endpoint '{endpoint}' not found")
         sent = json.loads(body)
         properties = sent.get("properties", {})
+        wanted = (sent.get("sku") or {}).get("capacity", 1)
+        if wanted > self.quota_instances:
+            return arm_error(400, "QuotaExceeded", f"Not enough quota available for "
+                             f"{properties.get('instanceType')} in SubscriptionId: {sub}. "
+                             f"Current usage/limit: 0/{self.quota_instances}. Additional "
+                             f"needed: {wanted}")
         with self.lock:
             resource = {
                 "id": f"{found.arm_id}/onlineEndpoints/{endpoint}/deployments/{deployment}",
@@ -222,7 +231,8 @@ class Endpoints:
         self.operations[operation_id] = Operation(time.time() + 0.2)
         api = query.get("api-version", "")
         poll = f"{self.emulator.url}/operations/{operation_id}?api-version={api}"
-        return Response(202, b"", {"Azure-AsyncOperation": poll, "Location": poll})
+        return Response(202, b"", {"Azure-AsyncOperation": poll, "Location": poll,
+                                   "Retry-After": "1"})
 
     def _compute_known(self, compute: str | None) -> bool:
         return bool(compute) and compute.rstrip("/").split("/")[-1] in self.emulator.computes
