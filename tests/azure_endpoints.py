@@ -122,13 +122,26 @@ class Endpoints:
                 self.operations[operation_id].ready_at = time.time()
         return self._accepted(resource, operation_id, query)
 
-    def get_endpoint(self, sub, rg, ws, endpoint, headers, **_) -> Response:
+    def _refused(self, sub, rg, ws, endpoint, headers) -> Response | None:
+        """The error for a request about a missing endpoint (or workspace, or token)."""
         found = self.emulator.checked_workspace(sub, rg, ws, headers)
         if isinstance(found, Response):
             return found
         if endpoint not in self.endpoints:
             return arm_error(404, "ResourceNotFound", f"online endpoint '{endpoint}' not found")
-        return json_response(200, self._current(self.endpoints[endpoint]))
+        return None
+
+    def _deleting(self, query) -> Response:
+        operation_id = secrets.token_hex(8)
+        self.operations[operation_id] = Operation(time.time() + 0.2)
+        poll = (f"{self.emulator.url}/operations/{operation_id}"
+                f"?api-version={query.get('api-version', '')}")
+        return Response(202, b"", {"Azure-AsyncOperation": poll, "Location": poll,
+                                   "Retry-After": "1"})
+
+    def get_endpoint(self, sub, rg, ws, endpoint, headers, **_) -> Response:
+        refused = self._refused(sub, rg, ws, endpoint, headers)
+        return refused or json_response(200, self._current(self.endpoints[endpoint]))
 
     def list_endpoints(self, sub, rg, ws, headers, **_) -> Response:
         found = self.emulator.checked_workspace(sub, rg, ws, headers)
@@ -146,31 +159,21 @@ class Endpoints:
             for key in [k for k in self.deployments if k[0] == endpoint]:
                 del self.deployments[key]
             self.keys.pop(endpoint, None)
-            operation_id = secrets.token_hex(8)
-            self.operations[operation_id] = Operation(time.time() + 0.2)
-        api = query.get("api-version", "")
-        poll = f"{self.emulator.url}/operations/{operation_id}?api-version={api}"
-        return Response(202, b"", {"Azure-AsyncOperation": poll, "Location": poll,
-                                   "Retry-After": "1"})
+        return self._deleting(query)
 
     def list_keys(self, sub, rg, ws, endpoint, headers, **_) -> Response:
-        found = self.emulator.checked_workspace(sub, rg, ws, headers)
-        if isinstance(found, Response):
-            return found
-        if endpoint not in self.keys:
-            return arm_error(404, "ResourceNotFound", f"online endpoint '{endpoint}' not found")
-        return json_response(200, {"primaryKey": self.keys[endpoint],
+        refused = self._refused(sub, rg, ws, endpoint, headers)
+        return refused or json_response(200, {"primaryKey": self.keys[endpoint],
                                    "secondaryKey": self.keys[endpoint][::-1]})
 
     # -- deployments ---------------------------------------------------------------------
 
     def put_deployment(self, sub, rg, ws, endpoint, deployment, headers, body, query, **_
                        ) -> Response:
+        refused = self._refused(sub, rg, ws, endpoint, headers)
+        if refused:
+            return refused
         found = self.emulator.checked_workspace(sub, rg, ws, headers)
-        if isinstance(found, Response):
-            return found
-        if endpoint not in self.endpoints:
-            return arm_error(404, "ResourceNotFound", f"online endpoint '{endpoint}' not found")
         sent = json.loads(body)
         properties = sent.get("properties", {})
         wanted = (sent.get("sku") or {}).get("capacity", 1)
@@ -227,12 +230,7 @@ class Endpoints:
             return arm_error(400, "BadRequest", f"deployment '{deployment}' still takes "
                              f"{traffic[deployment]}% of the traffic")
         self.deployments.pop((endpoint, deployment), None)
-        operation_id = secrets.token_hex(8)
-        self.operations[operation_id] = Operation(time.time() + 0.2)
-        api = query.get("api-version", "")
-        poll = f"{self.emulator.url}/operations/{operation_id}?api-version={api}"
-        return Response(202, b"", {"Azure-AsyncOperation": poll, "Location": poll,
-                                   "Retry-After": "1"})
+        return self._deleting(query)
 
     def _compute_known(self, compute: str | None) -> bool:
         return bool(compute) and compute.rstrip("/").split("/")[-1] in self.emulator.computes
@@ -285,26 +283,6 @@ class Endpoints:
             self.models[arm_model_id] = mlflow.pyfunc.load_model(str(folder))
         return self.models[arm_model_id]
 
-    def model_version(self, sub, rg, ws, name, version, headers, **_) -> Response:
-        found = self.emulator.checked_workspace(sub, rg, ws, headers)
-        if isinstance(found, Response):
-            return found
-        import mlflow
-
-        client = mlflow.MlflowClient(tracking_uri=self.emulator.mlflow_url)
-        try:
-            client.get_model_version(name, version)
-        except mlflow.exceptions.MlflowException:
-            return arm_error(404, "ResourceNotFound", f"model {name}:{version} not found")
-        return json_response(200, {
-            "id": f"{found.arm_id}/models/{name}/versions/{version}",
-            "name": version, "type": "Microsoft.MachineLearningServices/workspaces/models/"
-                                     "versions",
-            "properties": {"modelType": "mlflow_model", "isArchived": False,
-                           "modelUri": f"azureml://registries/x/models/{name}/versions/"
-                                       f"{version}", "properties": {}, "tags": {}},
-        })
-
 
 def add_endpoint_routes(emulator: AzureEmulator) -> Endpoints:
     """Teach the emulator online endpoints; the returned object holds their state."""
@@ -319,7 +297,5 @@ def add_endpoint_routes(emulator: AzureEmulator) -> Endpoints:
     emulator.route("PUT", DEPLOYMENT, state.put_deployment)
     emulator.route("GET", DEPLOYMENT, state.get_deployment)
     emulator.route("DELETE", DEPLOYMENT, state.delete_deployment)
-    emulator.route("GET", WORKSPACE_PATH + r"/models/(?P<name>[^/]+)/versions/"
-                   r"(?P<version>[^/]+)", state.model_version)
     emulator.route("POST", r"/score/(?P<endpoint>[^/]+)", state.score)
     return state
