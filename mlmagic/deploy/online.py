@@ -73,7 +73,8 @@ def deploy_to(model, name: str, connection, timeout: float, *, target: str, new_
         _wait(lambda: client.online_endpoints.begin_create_or_update(new_endpoint()),
               f"creating endpoint {name}", deadline, workspace)
     slots = _deployments(client, name)
-    slot = "green" if "blue" in slots else "blue"
+    serving = (existing.traffic or {}) if existing is not None else {}
+    slot = "green" if serving.get("blue") or ("blue" in slots and "green" not in slots) else "blue"
     model_id = f"azureml:{model.name}:{model.version}"
     try:
         _wait(lambda: client.online_deployments.begin_create_or_update(
@@ -87,7 +88,8 @@ def deploy_to(model, name: str, connection, timeout: float, *, target: str, new_
     _wait(lambda: client.online_endpoints.begin_create_or_update(endpoint),
           f"moving the traffic of {name} to {slot}", deadline, workspace)
     for old in slots:
-        client.online_deployments.begin_delete(name=old, endpoint_name=name).result()
+        if old != slot:
+            client.online_deployments.begin_delete(name=old, endpoint_name=name).result()
     _KEYS[name] = client.online_endpoints.get_keys(name).primary_key
     scoring_uri = client.online_endpoints.get(name).scoring_uri
     return Endpoint(name, target, str(model), scoring_uri, {
