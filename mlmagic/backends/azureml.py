@@ -53,6 +53,7 @@ class WorkspaceRef:
 
     @property
     def arm_id(self) -> str:
+        """The workspace's Azure Resource Manager id."""
         return (f"/subscriptions/{self.subscription}/resourceGroups/{self.resource_group}"
                 f"/providers/Microsoft.MachineLearningServices/workspaces/{self.name}")
 
