@@ -72,20 +72,21 @@ def resolve_settings(
         return Settings(None, experiment, str(found[0]), table, workspace=table)
     workspace_config = find_workspace_config(start)
     if workspace_config:
-        return Settings(None, experiment, str(workspace_config), table,
-                        workspace=read_workspace_config(workspace_config))
+        return Settings(None, experiment, str(workspace_config[0]), table,
+                        workspace=workspace_config[1])
     return Settings(None, experiment, EMBEDDED, table)
 
 
-def find_workspace_config(start: Path | None = None) -> Path | None:
-    """The nearest Azure ML workspace ``config.json``: in ``start`` or a parent, directly or
-    in its ``.azureml`` folder (where the Azure ML SDKs look). Other config.json files are
-    passed over."""
+def find_workspace_config(start: Path | None = None) -> tuple[Path, dict] | None:
+    """The nearest Azure ML workspace ``config.json`` and its keys: in ``start`` or a parent,
+    directly or in its ``.azureml`` folder (where the Azure ML SDKs look). Other config.json
+    files are passed over."""
     start = (start or Path.cwd()).resolve()
     for folder in (start, *start.parents):
         for candidate in (folder / "config.json", folder / ".azureml" / "config.json"):
-            if candidate.is_file() and _is_workspace_config(candidate):
-                return candidate
+            config = _workspace_config_in(candidate)
+            if config is not None:
+                return candidate, config
     return None
 
 
@@ -105,12 +106,12 @@ def read_workspace_config(path: Path) -> dict:
     return config
 
 
-def _is_workspace_config(path: Path) -> bool:
+def _workspace_config_in(path: Path) -> dict | None:
     try:
         config = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-        return False
-    return isinstance(config, dict) and "workspace_name" in config
+        return None
+    return config if isinstance(config, dict) and "workspace_name" in config else None
 
 
 def _read_toml(path: Path) -> dict:

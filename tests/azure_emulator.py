@@ -182,7 +182,6 @@ class AzureEmulator:
         self.route("GET", r"/msi/token", self._token)
         self.route("POST", r"/msi/token", self._token)  # azureml-core's MSI_ENDPOINT flavour
         self.route("GET", r"/subscriptions", self._subscriptions)
-        self.route("GET", r"/subscriptions/(?P<sub>[^/]+)", self._subscription)
         self.route("GET", WORKSPACE_PATH, self._workspace)
         self.route("GET", r"/discovery/workspaces/(?P<id>[^/]+)", self._discovery)
         for method in ("GET", "POST", "PATCH", "DELETE"):
@@ -289,15 +288,6 @@ class AzureEmulator:
     def _subscription_resource(self, sub: str) -> dict:
         return {"id": f"/subscriptions/{sub}", "subscriptionId": sub, "tenantId": TENANT,
                 "displayName": "Emulated subscription", "state": "Enabled"}
-
-    def _subscription(self, sub, headers, **_) -> Response:
-        denied = self.authorized(headers)
-        if denied:
-            return denied
-        if not any(w.subscription == sub for w in self.workspaces):
-            return arm_error(404, "SubscriptionNotFound", f"The subscription '{sub}' could not "
-                             "be found.")
-        return json_response(200, self._subscription_resource(sub))
 
     def checked_workspace(self, sub, rg, ws, headers) -> Workspace | Response:
         """The workspace a signed request is about, or the error to answer with."""

@@ -27,6 +27,11 @@ WORKSPACE_ID = re.compile(
 )
 # Their warnings (one per credential a chain tried, ...) would print under mlmagic's one line.
 SDK_LOGGERS = ("azure.identity", "azure.ai.ml", "azure.core", "azureml.mlflow", "msal")
+NO_SIGN_IN = (
+    "cannot sign in to Azure: no credential worked, or the token was refused. Run 'az login' "
+    "(then --auth cli), set AZURE_CLIENT_ID, AZURE_TENANT_ID and AZURE_CLIENT_SECRET "
+    "(--auth service-principal), or use --auth interactive."
+)
 INSTALL = 'Azure ML needs the Azure extra: pip install "mlmagic[azure]"'
 
 
@@ -199,8 +204,8 @@ def _look_up(ref: WorkspaceRef, token_credential: Any, timeout: float):
             )
     except ImportError:
         raise MissingExtra(INSTALL) from None
-    except ClientAuthenticationError as error:
-        raise ConnectionFailed(_credential_failure(error)) from None
+    except ClientAuthenticationError:
+        raise ConnectionFailed(NO_SIGN_IN) from None
     except ServiceRequestError as error:
         from mlmagic.backends.server import network_failure
 
@@ -215,19 +220,6 @@ def _look_up(ref: WorkspaceRef, token_credential: Any, timeout: float):
             raise
         raise ConfigError(f"Azure ML: {str(error).strip()} Check AZUREML_CURRENT_CLOUD and "
                           "ARM_CLOUD_METADATA_URL, or unset them for the public cloud.") from None
-
-
-def _credential_failure(error: Exception) -> str:
-    text = str(error)
-    if "expired" in text.lower() or "refused" in text.lower():
-        reason = "the token was refused"
-    else:
-        reason = "no Azure credential worked"
-    return (
-        f"cannot sign in to Azure: {reason}. Run 'az login' (then --auth cli), set "
-        "AZURE_CLIENT_ID, AZURE_TENANT_ID and AZURE_CLIENT_SECRET (--auth service-principal), "
-        "or use --auth interactive."
-    )
 
 
 def _arm_failure(error: Any, ref: WorkspaceRef) -> Exception:

@@ -134,11 +134,16 @@ def _check_servable(ref) -> None:
 def _endpoint(name: str) -> Endpoint:
     if name in _ENDPOINTS:
         return _ENDPOINTS[name]
-    in_workspace = _workspace_endpoints()
-    if name not in in_workspace:
-        known = ", ".join([*_ENDPOINTS, *in_workspace]) or "none yet"
-        raise NotFound(f"no endpoint named '{name}' (endpoints: {known}).")
-    return in_workspace[name]
+    connection = STATE.connection
+    if connection is not None and connection.backend.workspace is not None:
+        from mlmagic.deploy.online import endpoint_in
+
+        found = endpoint_in(connection.backend.workspace, name)
+        if found is not None:
+            return found
+    known = ", ".join(_ENDPOINTS) or "none in this session"
+    raise NotFound(f"no endpoint named '{name}' (endpoints: {known}; %aml_endpoints lists "
+                   "the workspace's too).")
 
 
 def _workspace_endpoints() -> dict[str, Endpoint]:

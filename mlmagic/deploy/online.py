@@ -85,13 +85,13 @@ def deploy_to(model, name: str, connection, timeout: float, *, target: str, new_
         raise error from None
     endpoint = client.online_endpoints.get(name)
     endpoint.traffic = {slot: 100}
-    _wait(lambda: client.online_endpoints.begin_create_or_update(endpoint),
-          f"moving the traffic of {name} to {slot}", deadline, workspace)
+    scoring_uri = _wait(lambda: client.online_endpoints.begin_create_or_update(endpoint),
+                        f"moving the traffic of {name} to {slot}", deadline,
+                        workspace).scoring_uri
     for old in slots:
         if old != slot:
             client.online_deployments.begin_delete(name=old, endpoint_name=name).result()
     _KEYS[name] = client.online_endpoints.get_keys(name).primary_key
-    scoring_uri = client.online_endpoints.get(name).scoring_uri
     return Endpoint(name, target, str(model), scoring_uri, {
         "deployment": slot, "workspace": workspace,
         "studio": workspace.studio_link(f"endpoints/realtime/{name}/detail"),
@@ -155,14 +155,23 @@ def delete_deployment(endpoint: Endpoint, deployment: str) -> None:
 def endpoints_in(workspace) -> list[Endpoint]:
     """The workspace's online endpoints (managed and Kubernetes), whoever made them."""
     client = workspace.ml_client()
-    found = []
-    for online in client.online_endpoints.list():
-        models = [_model_name(d.model) for d in client.online_deployments.list(online.name)]
-        kind = "kubernetes" if getattr(online, "compute", None) else "online"
-        found.append(Endpoint(online.name, kind, ", ".join(models), online.scoring_uri, {
-            "workspace": workspace,
-            "studio": workspace.studio_link(f"endpoints/realtime/{online.name}/detail")}))
-    return found
+    return [_as_endpoint(client, found, workspace) for found in client.online_endpoints.list()]
+
+
+@_sdk_quiet
+def endpoint_in(workspace, name: str) -> Endpoint | None:
+    """The workspace's online endpoint ``name``, or None if there is none."""
+    client = workspace.ml_client()
+    found = _existing(client, name)
+    return None if found is None else _as_endpoint(client, found, workspace)
+
+
+def _as_endpoint(client, online, workspace) -> Endpoint:
+    models = [_model_name(d.model) for d in client.online_deployments.list(online.name)]
+    kind = "kubernetes" if getattr(online, "compute", None) else "online"
+    return Endpoint(online.name, kind, ", ".join(models), online.scoring_uri, {
+        "workspace": workspace,
+        "studio": workspace.studio_link(f"endpoints/realtime/{online.name}/detail")})
 
 
 def _model_name(model) -> str:
