@@ -17,8 +17,10 @@ __version__ = "0.1.0"
 _CORE = (
     "connect", "track", "runs", "last_run", "status", "set_experiment", "sync", "register",
     "models", "resolve_model", "deploy", "endpoints", "predict", "undeploy", "score",
+    "experiments", "run_details", "metric_history", "set_alias", "add_run_listener",
 )
-__all__ = ["load_ipython_extension", "unload_ipython_extension", "MlmagicError", *_CORE]
+__all__ = ["load_ipython_extension", "unload_ipython_extension", "MlmagicError", "panel",
+           *_CORE]
 
 
 def __getattr__(name: str):
@@ -26,6 +28,10 @@ def __getattr__(name: str):
         from mlmagic import core
 
         return getattr(core, name)
+    if name == "panel":  # the subpackage, callable: mlmagic.panel() returns the widget
+        import mlmagic.panel
+
+        return mlmagic.panel
     if name == "MlmagicError":
         from mlmagic.errors import MlmagicError
 

@@ -211,6 +211,14 @@ class MlMagic(Magics):
 
         core.undeploy(args.name, deployment=args.deployment)
 
+    @line_magic
+    def aml_panel(self, line: str):
+        """One widget for the whole lifecycle: connection, runs (table, metric charts),
+        models (register, aliases) and deployment; a text summary where widgets can't show."""
+        from mlmagic.panel import panel
+
+        return panel(self.shell.user_ns)
+
     @magic_arguments()
     @argument("-n", "--name", help="run name")
     @argument("-e", "--experiment", help="experiment of this run (created if missing)")

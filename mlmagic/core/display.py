@@ -5,19 +5,43 @@ from __future__ import annotations
 import html
 import logging
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
+
+MessageReceiver = Callable[[str, bool], None]
+_RECEIVER: ContextVar[MessageReceiver | None] = ContextVar("mlmagic_messages", default=None)
 
 
 def notify(message: str) -> None:
     """Tell the user one thing, on one line, without interrupting the work."""
+    receiver = _RECEIVER.get()
+    if receiver is not None:
+        receiver(message, True)
+        return
     print(f"mlmagic: {message}", file=sys.stderr)
 
 
 def progress(message: str, *, done: bool = False) -> None:
     """Show a one-line progress message that the next one replaces (``done`` ends the line)."""
+    receiver = _RECEIVER.get()
+    if receiver is not None:
+        receiver(message, done)
+        return
     print(f"\rmlmagic: {message}", end="\n" if done else "", file=sys.stderr, flush=True)
+
+
+@contextmanager
+def messages_to(receiver: MessageReceiver) -> Iterator[None]:
+    """Send the block's ``notify`` and ``progress`` lines to ``receiver(message, done)``
+    instead of stderr: in this thread (context) only, so a panel can show the progress of
+    an action it runs in the background while the notebook goes on."""
+    token = _RECEIVER.set(receiver)
+    try:
+        yield
+    finally:
+        _RECEIVER.reset(token)
 
 
 @contextmanager
@@ -47,7 +71,7 @@ class Card:
     def _repr_html_(self) -> str:
         cells = "".join(
             f"<tr><th style='text-align:left;padding-right:1em'>{html.escape(label)}</th>"
-            f"<td style='text-align:left'>{_html_value(value)}</td></tr>"
+            f"<td style='text-align:left'>{html_value(value)}</td></tr>"
             for label, value in self.rows
         )
         return f"<div><b>{html.escape(self.title)}</b><table>{cells}</table></div>"
@@ -77,7 +101,8 @@ def format_duration(milliseconds: int | None) -> str:
     return f"{minutes} min {seconds:02d} s"
 
 
-def _html_value(value: str) -> str:
+def html_value(value: str) -> str:
+    """``value`` escaped for HTML; a web address becomes a link that opens a new tab."""
     escaped = html.escape(value)
     if value.startswith(("http://", "https://")):
         return f"<a href='{escaped}' target='_blank'>{escaped}</a>"

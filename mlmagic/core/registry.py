@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from mlmagic.core.connection import ensure_connected
 from mlmagic.core.display import Card, card
+from mlmagic.core.search import stored_run
 from mlmagic.core.secrets import error_line
 from mlmagic.core.state import STATE
 from mlmagic.errors import InvalidInput, NotFound
@@ -72,6 +73,29 @@ def register(
     if alias:
         client.set_registered_model_alias(version.name, alias, version.version)
     return client.get_model_version(version.name, version.version)
+
+
+def set_alias(model: str, alias: str):
+    """Point ``alias`` (e.g. champion) at the version ``model`` names (NAME:VERSION, NAME
+    for the latest, NAME@OTHER_ALIAS); the alias moves if another version had it. Returns the
+    ModelVersion."""
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    alias = (alias or "").strip()
+    if not alias:
+        raise InvalidInput("the alias is empty. Example: champion")
+    ref = resolve_model(model)
+    if ref.name is None:
+        raise InvalidInput(f"{model} is not a registered model; name one as NAME:VERSION.")
+    client = MlflowClient(ensure_connected().tracking_uri)
+    try:
+        client.set_registered_model_alias(ref.name, alias, ref.version)
+    except MlflowException as error:
+        raise InvalidInput(
+            f"could not set the alias '{alias}': {error_line(error, client.tracking_uri)}"
+        ) from None
+    return client.get_model_version(ref.name, ref.version)
 
 
 def version_summary(version) -> Card:
@@ -162,12 +186,7 @@ def _run_id(run: str) -> str:
 def _logged_model_uri(client, run_id: str, path: str) -> str:
     """The URI of the model the run logged under ``path`` (MLflow 3's logged models first,
     then a model saved among the run's artifacts)."""
-    from mlflow.exceptions import MlflowException
-
-    try:
-        run = client.get_run(run_id)
-    except MlflowException:
-        raise NotFound(f"no run with id '{run_id}' in this store. Check the id.") from None
+    run = stored_run(client, run_id)
     named = f" AND name = '{_quoted(path)}'" if path else ""
     logged = client.search_logged_models(
         [run.info.experiment_id], filter_string=f"source_run_id = '{run_id}'{named}"

@@ -1,17 +1,120 @@
-"""Listing the runs of an experiment."""
+"""Listing experiments and runs, and looking into one run: params, tags, artifacts and
+metric histories."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from mlmagic.core.connection import ensure_connected, experiment_id_of
-from mlmagic.errors import InvalidInput
+from mlmagic.core.display import card, format_duration
+from mlmagic.errors import InvalidInput, NotFound
 
 if TYPE_CHECKING:
     import pandas as pd
 
 DEFAULT_MAX_RUNS = 1000
+MAX_ARTIFACTS = 200
+HISTORY_COLUMNS = ["run_id", "key", "step", "timestamp", "value"]
+
+
+@dataclass(frozen=True)
+class RunDetails:
+    """One run as a person reads it: what it is, its params, tags, metrics and artifacts."""
+
+    run_id: str
+    name: str
+    status: str
+    duration_ms: int | None
+    params: dict[str, str] = field(default_factory=dict)
+    tags: dict[str, str] = field(default_factory=dict)
+    metrics: dict[str, float] = field(default_factory=dict)
+    artifacts: list[str] = field(default_factory=list)
+    url: str | None = None
+
+    def _card(self):
+        return card(
+            f"run {self.name}: {self.status}",
+            ("run id", self.run_id),
+            ("duration", format_duration(self.duration_ms)),
+            ("metrics", ", ".join(f"{k}={v:.6g}" for k, v in sorted(self.metrics.items()))),
+            ("params", ", ".join(f"{k}={v}" for k, v in sorted(self.params.items()))),
+            ("artifacts", ", ".join(self.artifacts)),
+            ("link", self.url),
+        )
+
+    def _repr_html_(self) -> str:
+        return self._card()._repr_html_()
+
+    def __repr__(self) -> str:
+        return repr(self._card())
+
+
+def experiments() -> list[str]:
+    """The names of the experiments (not deleted) in the current store, sorted."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient(ensure_connected().tracking_uri)
+    return sorted(experiment.name for experiment in client.search_experiments())
+
+
+def run_details(run_id: str) -> RunDetails:
+    """A run's params, tags, last metric values and artifact paths (files, walked into
+    folders, at most MAX_ARTIFACTS), with its web UI link."""
+    client, connection = _client(), ensure_connected()
+    run = stored_run(client, run_id)
+    info = run.info
+    return RunDetails(
+        info.run_id, info.run_name, info.status,
+        info.end_time - info.start_time if info.end_time else None,
+        dict(run.data.params), dict(run.data.tags), dict(run.data.metrics),
+        _artifact_paths(client, run_id), connection.run_url(run_id, info.experiment_id),
+    )
+
+
+def metric_history(run_ids: Sequence[str], key: str | None = None) -> pd.DataFrame:
+    """Every logged point of the metric ``key`` (None: of each metric) of the runs, as a
+    DataFrame with the columns run_id, key, step, timestamp, value, in step order."""
+    import pandas as pd
+
+    client = _client()
+    rows = []
+    for run_id in run_ids:
+        keys = [key] if key else sorted(stored_run(client, run_id).data.metrics)
+        for name in keys:
+            rows += [(run_id, name, m.step, m.timestamp, m.value)
+                     for m in client.get_metric_history(run_id, name)]
+    frame = pd.DataFrame(rows, columns=HISTORY_COLUMNS)
+    return frame.sort_values(["run_id", "key", "step", "timestamp"], ignore_index=True)
+
+
+def _client():
+    from mlflow import MlflowClient
+
+    return MlflowClient(ensure_connected().tracking_uri)
+
+
+def stored_run(client, run_id: str):
+    """The run ``run_id`` from the client's store; NotFound (one line) if there is none."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client.get_run(run_id)
+    except MlflowException:
+        raise NotFound(f"no run with id '{run_id}' in this store. Check the id, or list "
+                       "runs with %aml_runs.") from None
+
+
+def _artifact_paths(client, run_id: str) -> list[str]:
+    paths, folders = [], [None]
+    while folders and len(paths) < MAX_ARTIFACTS:
+        for artifact in client.list_artifacts(run_id, folders.pop(0)):
+            if artifact.is_dir:
+                folders.append(artifact.path)
+            else:
+                paths.append(artifact.path)
+    return sorted(paths[:MAX_ARTIFACTS])
 
 
 def runs(

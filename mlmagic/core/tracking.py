@@ -7,7 +7,7 @@ import tempfile
 import threading
 import time
 import traceback
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -29,6 +29,31 @@ if TYPE_CHECKING:
 
 SOURCE_ARTIFACT = "cell.py"
 TRACEBACK_ARTIFACT = "traceback.txt"
+
+RunListener = Callable[[str, TrackedRun], None]
+_LISTENERS: list[RunListener] = []
+
+
+def add_run_listener(listener: RunListener) -> Callable[[], None]:
+    """Call ``listener(event, run)`` when a tracked block has started its run (event
+    "started") and when the run is closed (event "ended"); ``run`` is the session's
+    TrackedRun. Returns the function that removes the listener. A failing listener is one
+    line and never fails the block."""
+    _LISTENERS.append(listener)
+
+    def remove() -> None:
+        if listener in _LISTENERS:
+            _LISTENERS.remove(listener)
+
+    return remove
+
+
+def _announce(event: str, tracked: TrackedRun) -> None:
+    for listener in list(_LISTENERS):
+        try:
+            listener(event, tracked)
+        except Exception as error:
+            notify(f"a run listener failed on '{event}': {type(error).__name__}: {error}")
 
 
 @contextmanager
@@ -81,6 +106,7 @@ def track(
     try:
         with recording(recorder):
             recorder.start()
+            _announce("started", tracked)
             for key, value in params.items():
                 recorder.log_param(key, value)
             if autolog:
@@ -109,6 +135,7 @@ def track(
         tracked.metrics = recorder.last_metrics
         tracked.complete = not (recorder.bypassed or autolog)
         tracked.journal = sink.journal.path if sink.journal else None
+        _announce("ended", tracked)
 
 
 def log_variables(names: Iterable[str], namespace: Mapping[str, object]) -> None:

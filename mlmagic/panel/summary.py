@@ -1,0 +1,67 @@
+"""What the panel shows where widgets cannot render (a terminal IPython, a front end
+without the widget manager, a saved notebook): the same facts as text or HTML, with links."""
+
+from __future__ import annotations
+
+import html
+from typing import TYPE_CHECKING
+
+from mlmagic import core
+from mlmagic.core.display import format_duration
+from mlmagic.panel.parts import html_table
+
+if TYPE_CHECKING:
+    from mlmagic.panel.view import Panel
+
+SHOWN_RUNS = 10
+NOTE = "mlmagic panel (a summary: this front end does not show widgets)"
+
+
+def summary_rows(panel: Panel) -> dict[str, list[list[str]]]:
+    """The panel's facts as tables: the latest runs, the models and the endpoints."""
+    connection = core.current_connection()
+    table = panel.runs.table.sort_values("start_time", ascending=False).head(SHOWN_RUNS)
+    metrics = [c for c, _ in panel.runs.columns if c.startswith("metrics.")]
+    runs = [
+        [row["name"], row["status"], format_duration(_ms(row["duration_ms"])),
+         ", ".join(f"{c[8:]}={row[c]:.4g}" for c in metrics if row[c] == row[c]),
+         (connection.run_url(run_id) if connection else None) or run_id]
+        for run_id, row in table.iterrows()
+    ]
+    models = [[name, ", ".join(str(v["version"]) for v in versions),
+               ", ".join(f"@{a}: {v['version']}" for v in versions for a in v["aliases"])]
+              for name, versions in panel.models.versions.items()]
+    found = panel.deploy.found
+    endpoints = [] if found is None else [
+        [row.name, row.target, row.model, row.url, row.state]
+        for row in found.itertuples(index=False)]
+    return {"runs": runs, "models": models, "endpoints": endpoints}
+
+
+HEADERS = {
+    "runs": ["run", "status", "duration", "metrics", "link"],
+    "models": ["model", "versions", "aliases"],
+    "endpoints": ["endpoint", "target", "model", "url", "state"],
+}
+
+
+def summary_text(panel: Panel) -> str:
+    """The summary as plain text."""
+    lines = [NOTE, repr(core.status())]
+    for part, rows in summary_rows(panel).items():
+        lines.append(f"{part} ({len(rows)}{' latest' if part == 'runs' else ''}):")
+        lines += ["  " + "  ".join(str(cell) for cell in row) for row in rows] or ["  none"]
+    return "\n".join(lines)
+
+
+def summary_html(panel: Panel) -> str:
+    """The summary as HTML, with links to the runs and endpoints."""
+    parts = [f"<p><i>{html.escape(NOTE)}</i></p>", core.status()._repr_html_()]
+    for part, rows in summary_rows(panel).items():
+        parts.append(f"<p><b>{part}</b></p>")
+        parts.append(html_table(HEADERS[part], rows) if rows else "<p>none</p>")
+    return "<div class='mlmagic-panel-summary'>" + "".join(parts) + "</div>"
+
+
+def _ms(value) -> int | None:
+    return None if value != value else int(value)

@@ -1,0 +1,119 @@
+"""The panel: one ipywidgets view of connection, runs, models and deployment."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, MutableMapping
+
+import ipywidgets as widgets
+
+from mlmagic import core
+from mlmagic.panel.connection import ConnectionSection
+from mlmagic.panel.deploy import DeploySection
+from mlmagic.panel.models import ModelsSection
+from mlmagic.panel.parts import button
+from mlmagic.panel.runs import RunsSection
+from mlmagic.panel.summary import summary_html, summary_text
+from mlmagic.panel.worker import Worker
+
+TABS = ("Connection", "Runs", "Models", "Deploy")
+LOAD_WAIT = 10.0  # seconds a display waits for the first load, for the text/HTML summary
+
+
+class Panel(widgets.VBox):
+    """Connection, runs, models and endpoints in tabs. Every button calls the core function
+    the magics call, in the background; the status line says what happens."""
+
+    def __init__(self, namespace: MutableMapping[str, object] | None = None) -> None:
+        super().__init__()
+        self.shell = _shell()
+        if namespace is None:
+            namespace = self.shell.user_ns if self.shell is not None else {}
+        self.worker = Worker()
+        self.runs = RunsSection(self.worker)
+        self.models = ModelsSection(self.worker, lambda: list(self.runs.selected),
+                                    self._load_models)
+        self.deploy = DeploySection(self.worker, namespace)
+        self.connection = ConnectionSection(self.worker, self._load_all)
+        self.refresh_button = button("↻ refresh", lambda _: self.refresh())
+        self.tabs = widgets.Tab(
+            children=[self.connection.widget, self.runs.widget, self.models.widget,
+                      self.deploy.widget],
+            titles=TABS,
+        )
+        self.tabs.selected_index = 1
+        self.children = [
+            widgets.HBox([widgets.HTML("<b>mlmagic</b>"), self.refresh_button,
+                          self.worker.status], layout=widgets.Layout(align_items="center")),
+            self.tabs,
+        ]
+        self.add_class("mlmagic-panel")
+        self._stop_listening = core.add_run_listener(self._tracked)
+        self._listening = True
+        if self.shell is not None:
+            self.shell.events.register("post_run_cell", self._cell_ran)
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Reload everything from the store, in the background."""
+        self.worker.submit("loading", self._load_all)
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait until the panel's actions have ended; False if ``timeout`` s passed first."""
+        return self.worker.wait(timeout)
+
+    @property
+    def message(self) -> str:
+        """The status line's text: progress, the last outcome, or an error in one line."""
+        return self.worker.message
+
+    def close(self) -> None:
+        """Stop following tracked cells and the background thread, and close the view."""
+        if getattr(self, "_listening", False):
+            self._listening = False
+            self._stop_listening()
+            if self.shell is not None:
+                self.shell.events.unregister("post_run_cell", self._cell_ran)
+            self.runs.close()
+            self.worker.shutdown()
+        super().close()
+
+    def _repr_mimebundle_(self, **kwargs) -> dict:
+        # Front ends with a widget manager render the widget; the others take the HTML or
+        # the text, which need the first load.
+        self.wait(LOAD_WAIT)
+        bundle = super()._repr_mimebundle_(**kwargs) or {}
+        bundle["text/plain"] = summary_text(self)
+        bundle["text/html"] = summary_html(self)
+        return bundle
+
+    def _load_all(self) -> None:
+        self.connection.load()
+        self.runs.load()
+        self._load_models()
+        self.deploy.load()
+
+    def _load_models(self) -> None:
+        self.models.load()
+        self.deploy.load_models(self.models.versions)
+
+    def _tracked(self, event: str, tracked) -> None:
+        self.runs.follow(event, tracked)
+        if event == "ended":
+            self.worker.submit(None, self._load_models)
+
+    def _cell_ran(self, result) -> None:
+        self.deploy.load_frames()
+
+
+def panel(namespace: Mapping[str, object] | None = None) -> Panel:
+    """The mlmagic panel as an ipywidgets widget (display it, or end a cell with it);
+    ``namespace`` holds the DataFrames offered for test requests (default: the notebook's)."""
+    return Panel(namespace)
+
+
+def _shell():
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return None
+    return get_ipython()
