@@ -9,6 +9,7 @@ import sys
 LINE_MAGICS = {
     "aml_connect", "aml_experiment", "aml_status", "aml_runs", "aml_sync", "aml_register",
     "aml_models", "aml_deploy", "aml_endpoints", "aml_predict", "aml_undeploy", "aml_score",
+    "aml_panel",
 }
 CELL_MAGICS = {"track"}
 DATABRICKS_MAGICS = {"sql", "md", "sh", "fs", "run", "pip", "python", "scala", "r"}
@@ -31,7 +32,7 @@ def test_load_ext_imports_no_heavy_package_and_registers_every_magic():
     found = _fresh_process(
         "ip.run_line_magic('load_ext', 'mlmagic')\n"
         "heavy = sorted({m.split('.')[0] for m in sys.modules} & "
-        "{'mlflow', 'azureml', 'azure', 'pyspark', 'pandas', 'sklearn'})\n"
+        "{'mlflow', 'azureml', 'azure', 'pyspark', 'pandas', 'sklearn', 'ipywidgets'})\n"
         "magics = ip.magics_manager.lsmagic()\n"
         "print(json.dumps({'heavy': heavy, 'line': sorted(magics['line']), "
         "'cell': sorted(magics['cell'])}))"

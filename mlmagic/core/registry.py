@@ -133,9 +133,13 @@ def models(name: str | None = None) -> pd.DataFrame:
         columns = ["name", "latest_version", "aliases", "description", "updated"]
         return pd.DataFrame(rows, columns=columns)
     versions = _versions(client, name)
+    # a version found by search carries no aliases in every store: ask the model for them
+    aliases = client.get_registered_model(name).aliases or {}
     rows = [
         {
-            "version": int(v.version), "aliases": list(v.aliases), "run_id": v.run_id,
+            "version": int(v.version),
+            "aliases": sorted(a for a, on in aliases.items() if str(on) == str(v.version)),
+            "run_id": v.run_id,
             "source": v.source, "status": v.status,
             "created": pd.to_datetime(v.creation_timestamp, unit="ms"),
         }
