@@ -200,17 +200,18 @@ class _Row:
         self.cells: list[widgets.Widget] = [self.tick]
 
     def build(self, columns: int) -> None:
-        self.cells = [self.tick] + [widgets.HTML() for _ in range(columns)]
+        self.cells = [self.tick] + [widgets.HTML(layout=widgets.Layout())
+                                    for _ in range(columns)]
 
     def show(self, record, keys: list[str], selected: list[str]) -> None:
         self.run_id = record["run_id"] if record is not None else None
-        visibility = "visible" if record is not None else "hidden"
         self.tick.unobserve(self._ticked, "value")
         self.tick.value = self.run_id in selected
         self.tick.observe(self._ticked, "value")
-        self.tick.layout.visibility = visibility
         for cell, key in zip(self.cells[1:], keys, strict=True):
             cell.value = _cell(record, key) if record is not None else ""
+        for cell in self.cells:  # a row past the last run takes no room
+            cell.layout.display = "" if record is not None else "none"
 
     def _ticked(self, change) -> None:
         if self.run_id is not None:
@@ -302,10 +303,10 @@ def _label(table: pd.DataFrame, run_id: str) -> str:
 
 def _details_html(details) -> str:
     tags = {k: v for k, v in details.tags.items() if not k.startswith("mlflow.log-model")}
-    parts = [
+    artifacts = [[path] for path in details.artifacts]
+    parts = [  # the card has the params and metrics
         details._repr_html_(),
-        "<b>params</b>" + html_table(["param", "value"], sorted(details.params.items())),
         "<b>tags</b>" + html_table(["tag", "value"], sorted(tags.items())),
-        "<b>artifacts</b>" + html_table(["path"], [[path] for path in details.artifacts]),
+        "<b>artifacts</b>" + (html_table(["path"], artifacts) if artifacts else " none"),
     ]
     return "<div class='mlmagic-run-details'>" + "".join(parts) + "</div>"

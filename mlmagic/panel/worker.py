@@ -40,12 +40,14 @@ class Worker:
         self._lock = threading.Lock()
 
     def submit(
-        self, label: str, action: Callable[[], Any],
+        self, label: str | None, action: Callable[[], Any],
         outcome: Callable[[Any], str | None] | None = None,
     ) -> Future:
-        """Run ``action`` in the background; meanwhile the status says ``label``, then
-        ``outcome(result)`` (if it gives a line), or the error in one line."""
-        self.show(f"{label}…", "busy")
+        """Run ``action`` in the background; meanwhile the status says ``label`` (None: a
+        quiet action), then ``outcome(result)`` (if it gives a line), or the error in one
+        line."""
+        if label:
+            self.show(f"{label}…", "busy")
         future = self._executor.submit(self._run, label, action, outcome)
         with self._lock:
             self._futures = [f for f in self._futures if not f.done()] + [future]
@@ -81,7 +83,7 @@ class Worker:
         """Let the running action finish, drop the waiting ones, stop the thread."""
         self._executor.shutdown(wait=True, cancel_futures=True)
 
-    def _run(self, label: str, action, outcome) -> Any:
+    def _run(self, label: str | None, action, outcome) -> Any:
         with messages_to(lambda line, done: self.show(line, "busy")):
             try:
                 result = action()
