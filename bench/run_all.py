@@ -21,6 +21,7 @@ import live_view
 import load_ext
 import metric_logging
 import models
+import panel
 
 RESULTS = Path(__file__).with_name("results.json")
 
@@ -47,6 +48,7 @@ BENCHMARKS = {
     "live_view": live_view,
     "models": models,
     "azure_workspace": azure_workspace,
+    "panel": panel,
 }
 
 

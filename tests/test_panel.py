@@ -12,6 +12,7 @@ import sys
 import urllib.request
 
 import mlflow
+import nbformat
 import numpy as np
 import pytest
 from conftest import PRICE_CELL
@@ -363,3 +364,22 @@ def test_a_terminal_ipython_prints_the_summary(workdir):
     assert "mlmagic panel (a summary: this front end does not show widgets)" in result.stdout
     assert "from-terminal  FINISHED" in result.stdout and "rmse=0.25" in result.stdout
     assert "VBox(" not in result.stdout and "Traceback" not in result.stdout + result.stderr
+
+
+def test_the_panel_tour_notebook_runs_in_a_real_kernel(workdir):
+    from nbclient import NotebookClient
+    from test_notebooks import REPO
+
+    nb = nbformat.read(REPO / "notebooks" / "panel_tour.ipynb", as_version=4)
+    NotebookClient(nb, timeout=300, resources={"metadata": {"path": str(workdir)}}).execute()
+    outputs = {cell.source.splitlines()[0]: cell.get("outputs", []) for cell in nb.cells
+               if cell.cell_type == "code"}
+    (shown,) = outputs["panel = mlmagic.panel()  # the same as %aml_panel, kept in a variable"]
+    assert "application/vnd.jupyter.widget-view+json" in shown["data"]
+    assert "mlmagic panel (a summary" in shown["data"]["text/html"]
+    assert "ridge-light" in shown["data"]["text/plain"]
+    printed = "".join(o.get("text", "") for o in outputs["panel.wait()"])
+    assert printed.strip() == "runs 1–3 of 3 | registered tour-model version 1"
+    client = MlflowClient(f"sqlite:///{workdir / 'mlflow.db'}")
+    (version,) = client.search_model_versions("name = 'tour-model'")
+    assert client.get_run(version.run_id).info.run_name == "ridge-none"
