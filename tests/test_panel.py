@@ -20,6 +20,7 @@ from mlflow import MlflowClient
 from servers import clean_environment, free_port, process_alive
 
 from mlmagic.core.state import STATE
+from mlmagic.deploy import TARGETS
 
 SUBSCRIPTION = "6d1c3a52-0000-4b1e-9c1f-2f6f1a7e0001"
 TRAIN_CELL = PRICE_CELL.replace(" --register price", "")
@@ -274,7 +275,7 @@ def test_deploy_locally_send_a_test_request_and_undeploy(price, open_panel):
 
     panel = open_panel()
     assert panel.deploy.model.value == "price:1"
-    assert panel.deploy.target.options == ("local", "online", "kubernetes")
+    assert panel.deploy.target.options == TARGETS  # whatever targets mlmagic has
     panel.deploy.name.value = "svc"
     panel.deploy.deploy_button.click()
     assert panel.worker.busy  # the deploy goes on in the background, the notebook does not wait
