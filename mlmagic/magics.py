@@ -131,14 +131,23 @@ class MlMagic(Magics):
     @magic_arguments()
     @argument("model", help="NAME, NAME:VERSION, NAME@ALIAS or a model URI")
     @argument("--target", default="local", choices=TARGETS,
-              help="local (default), online (Azure ML managed online endpoint) or kubernetes "
-              "(Azure ML Kubernetes online endpoint)")
+              help="local (default); on Azure ML: online (managed online endpoint) or "
+              "kubernetes (Kubernetes online endpoint); legacy SDK v1 web services, deprecated: "
+              "aci or aks")
     @argument("--name", "--endpoint", dest="name",
               help="endpoint name (default: the model's name)")
     @argument("--port", type=int, help="local: port on 127.0.0.1 (default: a free one)")
     @argument("--instance-type", help="online, kubernetes: the VM or cluster instance type")
     @argument("--instance-count", type=int, help="online, kubernetes: how many instances")
-    @argument("--compute", help="kubernetes: the cluster attached to the workspace")
+    @argument("--compute", help="kubernetes, aks: the cluster attached to the workspace")
+    @argument("--cpu-cores", type=float, help="aci, aks: CPU cores per container")
+    @argument("--memory-gb", type=float, help="aci, aks: memory per container, in GB")
+    @argument("-t", "--tag", action="append", default=[], metavar="KEY=VALUE",
+              help="aci, aks: tag the web service (repeatable)")
+    @argument("--description", help="aci, aks: the web service's description")
+    @argument("--location", help="aci: the Azure region to run in")
+    @argument("--app-insights", action="store_const", const=True,
+              help="aks: send the service's telemetry to Application Insights")
     @argument("--check", metavar="VAR", help="a DataFrame to verify the endpoint with")
     @argument("--timeout", type=float, help="seconds to wait for readiness (default: 180 "
               "locally, 1800 on Azure)")
@@ -151,9 +160,12 @@ class MlMagic(Magics):
 
         check = self._variable(args.check) if args.check else None
         endpoint = core.deploy(
-            args.model, target_name=args.target, name=args.name, port=args.port, check=check,
-            timeout=args.timeout, instance_type=args.instance_type,
-            instance_count=args.instance_count, compute=args.compute,
+            args.model, target_name=args.target, name=args.name, check=check,
+            timeout=args.timeout, port=args.port, instance_type=args.instance_type,
+            instance_count=args.instance_count, compute=args.compute, cpu_cores=args.cpu_cores,
+            memory_gb=args.memory_gb, tags=_pairs(args.tag, "--tag") or None,
+            description=args.description, location=args.location,
+            enable_app_insights=args.app_insights,
         )
         return core.endpoint_summary(endpoint)
 
