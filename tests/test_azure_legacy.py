@@ -4,6 +4,9 @@ the entry script mlmagic writes (the emulator imports and runs it against the re
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 from conftest import WSID, error_after_progress, latest_price_version, only_line
 
 from mlmagic.core.deployment import _ENDPOINTS
@@ -119,3 +122,26 @@ def test_a_service_that_fails_to_start_is_deleted_and_said_so(priced, azure, cap
     assert "Container crashed" in line and "the service was deleted" in line
     assert "endpoints?wsid=" in line  # the studio link
     assert "price-crash" not in azure.legacy.services and "price-crash" not in _ENDPOINTS
+
+
+def test_without_azureml_core_the_legacy_targets_name_the_extra(tmp_path):
+    script = tmp_path / "no_v1.py"
+    script.write_text(
+        "import sys\n"
+        "sys.modules['azureml.core'] = None  # as if azureml-core were not installed\n"
+        "from mlmagic.backends.azureml import WorkspaceHandle, WorkspaceRef\n"
+        "from mlmagic.deploy import webservice\n"
+        "from mlmagic.errors import MissingExtra\n"
+        "handle = WorkspaceHandle(WorkspaceRef('sub', 'rg', 'ws'), credential=None)\n"
+        "assert webservice.endpoints_in(handle) == []\n"
+        "assert webservice.endpoint_in(handle, 'x') is None\n"
+        "try:\n"
+        "    handle.v1\n"
+        "except MissingExtra as error:\n"
+        "    print(error)\n"
+    )
+    result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == ('the legacy ACI/AKS targets need azureml-core: '
+                                     'pip install "mlmagic[azure-v1]"')

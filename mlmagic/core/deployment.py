@@ -22,6 +22,7 @@ _ENDPOINTS: dict[str, Endpoint] = {}
 # Modules that list a workspace's endpoints: online endpoints (managed and Kubernetes) and
 # SDK v1 web services (ACI and AKS).
 WORKSPACE_KINDS = ("online", "webservice")
+_FLAGS = {"tags": "--tag", "enable_app_insights": "--app-insights"}  # %aml_deploy's names
 
 
 def deploy(
@@ -45,7 +46,8 @@ def deploy(
     ``tags``, ``description``, ``enable_app_insights``)."""
     module = target(target_name)
     options = {key: value for key, value in options.items() if value is not None}
-    unsupported = [f"--{key.replace('_', '-')}" for key in options if key not in module.OPTIONS]
+    unsupported = [_FLAGS.get(key, f"--{key.replace('_', '-')}") for key in options
+                   if key not in module.OPTIONS]
     if unsupported:
         raise InvalidInput(f"{', '.join(unsupported)} does not apply to the {target_name} "
                            "target.")
