@@ -58,6 +58,7 @@ class Job:
     link: str | None = None
     refresh: Any = None  # refresh(echo=, wait=): update status and log, or wait for the end
     stderr_tail: str = ""
+    error_artifact: str = STDERR_ARTIFACT  # where a failure's output is kept in the run
 
     @property
     def done(self) -> bool:
@@ -186,7 +187,7 @@ def _start_local(path: Path, arguments: list[str], connection, experiment_id: st
         "mlflow.source.name": str(path.resolve()), "mlflow.source.type": "LOCAL",
         "mlmagic.submitted": "local"})
     run_id = run.info.run_id
-    log_path = _log_folder() / f"{run_id}.log"
+    log_path = log_folder() / f"{run_id}.log"
     job = Job(run_id, str(path), "local", run_id, experiment_id, connection.tracking_uri,
               log_path, link=connection.run_url(run_id, experiment_id))
     environment = _child_environment(connection.tracking_uri, experiment_id, run_id)
@@ -206,7 +207,8 @@ def _child_environment(tracking_uri: str, experiment_id: str, run_id: str) -> di
     return environment
 
 
-def _log_folder() -> Path:
+def log_folder() -> Path:
+    """Where the jobs' logs are kept: ~/.mlmagic/jobs."""
     folder = Path.home() / ".mlmagic" / "jobs"
     folder.mkdir(parents=True, exist_ok=True)
     return folder
@@ -295,4 +297,4 @@ def _failure_line(job: Job) -> str:
     last = next((line for line in reversed(text.splitlines()) if line.strip()), "")
     reason = f": {last.strip()}" if last else ""
     return (f"{job.script} failed (exit code {job.exit_code}){reason}. The run {job.run_id} is "
-            f"FAILED; its stderr tail is the artifact {STDERR_ARTIFACT}.")
+            f"FAILED; its output is kept as the artifact {job.error_artifact}.")
