@@ -4,6 +4,7 @@ plain mlflow.log_* calls land in a run created for it, in a real store."""
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import pytest
 from conftest import only_line
@@ -60,7 +61,7 @@ def test_script_logs_into_its_run_and_its_output_streams_into_the_notebook(
     assert [m.value for m in client().get_metric_history(job.run_id, "loss")] == [
         0.5, 0.25, 0.5 / 3]
     log = client().download_artifacts(job.run_id, "output.log", str(workdir))
-    assert "epoch 2 done" in open(log).read()
+    assert "epoch 2 done" in Path(log).read_text()
     assert mlmagic.last_run().info.run_id == job.run_id
     assert "job " in repr(job) and "FINISHED" in repr(job) and job.exit_code == 0
 
@@ -79,7 +80,7 @@ def test_a_failing_script_is_one_line_and_its_run_is_failed_with_the_stderr_tail
     run = mlmagic.last_run()
     assert run.info.status == "FAILED" and run.data.metrics == {"seen": 1.0}
     stderr = client().download_artifacts(run.info.run_id, "stderr.txt", str(workdir))
-    assert "bad data: the column 'age' is missing" in open(stderr).read()
+    assert "bad data: the column 'age' is missing" in Path(stderr).read_text()
     assert script_output == ["loading data"]
     assert error.startswith("RunFailed: prepare.py failed (exit code 1): bad data")
     assert "stderr.txt" in error
@@ -123,7 +124,8 @@ def test_a_run_on_an_mlflow_server_keeps_secrets_of_the_environment_out(
     run = server.get_run(job.run_id)
     assert run.info.status == "FINISHED" and run.data.metrics["loss"] == pytest.approx(1 / 3)
     stored = [*run.data.params.values(), *run.data.tags.values()]
-    stored.append(open(server.download_artifacts(job.run_id, "output.log", str(workdir))).read())
+    stored.append(Path(server.download_artifacts(job.run_id, "output.log", str(workdir))
+                       ).read_text())
     assert not any("tok-very-secret-0042" in value for value in stored)
 
 

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from mlmagic.core.connection import ensure_connected
 from mlmagic.core.display import Card, card, format_duration
 from mlmagic.core.secrets import redact_uri
+from mlmagic.core.sink import temporary_env
 from mlmagic.core.state import STATE
 from mlmagic.errors import InvalidInput, NotFound
 
@@ -112,9 +113,10 @@ def download_artifact(run: str, path: str, destination: str | Path = ".") -> Pat
                        f"{', '.join(known) or 'none'}.")
     Path(destination).mkdir(parents=True, exist_ok=True)
     try:
-        return Path(mlflow.artifacts.download_artifacts(
-            run_id=found.info.run_id, artifact_path=wanted, dst_path=str(destination),
-            tracking_uri=ensure_connected().tracking_uri))
+        with temporary_env({"MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}):
+            return Path(mlflow.artifacts.download_artifacts(
+                run_id=found.info.run_id, artifact_path=wanted, dst_path=str(destination),
+                tracking_uri=ensure_connected().tracking_uri))
     except MlflowException as error:
         raise NotFound(f"could not download '{path}': {error.message.splitlines()[0]}") from None
 

@@ -131,7 +131,7 @@ def init_script(
     config = {"subscription_id": ref.subscription, "resource_group": ref.resource_group,
               "workspace_name": ref.name}
     script = _script_text(json.dumps(config, indent=2), tracking_uri_of(ref, region.strip()))
-    target = Path(path).expanduser()
+    target = Path(path).expanduser().resolve()
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(script, encoding="utf-8")
     target.chmod(0o755)
