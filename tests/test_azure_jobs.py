@@ -81,7 +81,7 @@ def test_a_failing_job_is_one_line_and_its_run_failed_with_the_log(on_workspace,
     result = on_workspace.run_cell("%aml_submit job/fail.py --compute cpu-cluster")
     assert not result.success
     error = capsys.readouterr().out.splitlines()[-1]
-    assert error.startswith("RunFailed: job/fail.py failed (exit code 1): no GPU on this node")
+    assert error.startswith("RunFailed: job/fail.py failed: no GPU on this node")
     assert "user_logs/std_log.txt" in error
     run = mlmagic.last_run()
     assert run.info.status == "FAILED"

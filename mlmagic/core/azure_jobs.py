@@ -143,7 +143,7 @@ def _refresh(job: Job, client, connection, *, echo: bool, wait: bool) -> None:
             shown = len(text)
         if job.done:
             job.ended = job.ended or time.time()
-            job.exit_code = 0 if job.status == "FINISHED" else 1
+            job.exit_code = 0 if job.status == "FINISHED" else None  # Azure ML reports none
             if echo:
                 progress(f"job {job.name}: {state}", done=True)
             return

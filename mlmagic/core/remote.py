@@ -296,5 +296,6 @@ def _failure_line(job: Job) -> str:
     text = job.stderr_tail or job.tail(TAIL_LINES)
     last = next((line for line in reversed(text.splitlines()) if line.strip()), "")
     reason = f": {last.strip()}" if last else ""
-    return (f"{job.script} failed (exit code {job.exit_code}){reason}. The run {job.run_id} is "
-            f"FAILED; its output is kept as the artifact {job.error_artifact}.")
+    code = f" (exit code {job.exit_code})" if job.exit_code is not None else ""
+    return (f"{job.script} failed{code}{reason}. The run {job.run_id} is FAILED; its output "
+            f"is kept as the artifact {job.error_artifact}.")
