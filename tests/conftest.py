@@ -99,6 +99,7 @@ def azure_service(tmp_path_factory):
     real `mlflow server` of its own (the workspace's store)."""
     from azure_emulator import AzureEmulator, Workspace
     from azure_endpoints import add_endpoint_routes
+    from azure_jobs import add_job_routes
     from azure_legacy import add_legacy_routes
 
     server = MlflowServer(tmp_path_factory.mktemp("workspace-store")).start()
@@ -109,6 +110,7 @@ def azure_service(tmp_path_factory):
     emulator.online = add_endpoint_routes(emulator)
     emulator.legacy = add_legacy_routes(emulator)
     emulator.computes.add("k8s-cluster")
+    emulator.jobs = add_job_routes(emulator, server.root / "server.db")
     yield emulator
     emulator.stop()
     server.stop()

@@ -113,6 +113,13 @@ def open(uri: str, timeout: float) -> Backend:
     return open_workspace(ref, credential("default"), timeout)
 
 
+def tracking_uri_of(ref: WorkspaceRef, region: str) -> str:
+    """The MLflow tracking URI of a workspace in ``region`` (public cloud), the form
+    ``azureml://<region>.api.azureml.ms/mlflow/v1.0/subscriptions/…/workspaces/NAME`` that
+    the workspace reports and :func:`workspace_of_uri` reads back."""
+    return f"azureml://{region}.api.azureml.ms/mlflow/v1.0{ref.arm_id}"
+
+
 def workspace_of_uri(uri: str) -> dict:
     """The workspace an ``azureml://`` tracking URI names, as the keys of its config.json."""
     found = WORKSPACE_ID.search(urlparse(uri).path)

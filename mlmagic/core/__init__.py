@@ -35,6 +35,15 @@ _EXPORTS = {
     "run_summary": "tracking",
     "running_summary": "tracking",
     "track": "tracking",
+    "submit": "remote",
+    "jobs": "remote",
+    "job": "remote",
+    "show": "inspection",
+    "compare": "inspection",
+    "download_artifact": "inspection",
+    "workspace": "inspection",
+    "autoload": "setup",
+    "init_script": "setup",
 }
 __all__ = sorted(_EXPORTS)
 
