@@ -17,7 +17,9 @@ __version__ = "0.1.0"
 _CORE = (
     "connect", "track", "runs", "last_run", "status", "set_experiment", "sync", "register",
     "models", "resolve_model", "deploy", "endpoints", "predict", "undeploy", "score",
-    "experiments", "run_details", "metric_history", "set_alias", "add_run_listener",
+    "submit", "jobs", "show", "compare", "download_artifact", "workspace", "autoload",
+    "init_script",
+    "experiments", "metric_history", "set_alias", "add_run_listener",
 )
 __all__ = ["load_ipython_extension", "unload_ipython_extension", "MlmagicError", "panel",
            *_CORE]
@@ -51,7 +53,9 @@ def load_ipython_extension(ipython) -> None:
     ipython.register_magics(magics)
     ipython.configurables[:] = [c for c in ipython.configurables if not isinstance(c, MlMagic)]
     ipython.configurables.append(magics)
-    _warn_if_config_is_broken()
+    from mlmagic.core.setup import connect_from_config
+
+    connect_from_config()
 
 
 def unload_ipython_extension(ipython) -> None:
@@ -63,14 +67,3 @@ def unload_ipython_extension(ipython) -> None:
             ipython.magics_manager.magics[kind].pop(name, None)
     ipython.magics_manager.registry.pop(MlMagic.__name__, None)
     ipython.configurables[:] = [c for c in ipython.configurables if not isinstance(c, MlMagic)]
-
-
-def _warn_if_config_is_broken() -> None:
-    from mlmagic.config import resolve_settings
-    from mlmagic.core.display import notify
-    from mlmagic.errors import ConfigError
-
-    try:
-        resolve_settings()
-    except ConfigError as error:
-        notify(f"{error} The magics are loaded; %aml_connect works once the file is fixed.")

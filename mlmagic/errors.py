@@ -31,3 +31,7 @@ class NotFound(MlmagicError, LookupError):
 
 class MissingExtra(MlmagicError, ImportError):
     """An optional dependency that is not installed; the message names the pip command."""
+
+
+class RunFailed(MlmagicError):
+    """A submitted script or job that ended FAILED; its run keeps the details."""

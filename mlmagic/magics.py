@@ -131,14 +131,23 @@ class MlMagic(Magics):
     @magic_arguments()
     @argument("model", help="NAME, NAME:VERSION, NAME@ALIAS or a model URI")
     @argument("--target", default="local", choices=TARGETS,
-              help="local (default), online (Azure ML managed online endpoint) or kubernetes "
-              "(Azure ML Kubernetes online endpoint)")
+              help="local (default); on Azure ML: online (managed online endpoint) or "
+              "kubernetes (Kubernetes online endpoint); legacy SDK v1 web services, deprecated: "
+              "aci or aks")
     @argument("--name", "--endpoint", dest="name",
               help="endpoint name (default: the model's name)")
     @argument("--port", type=int, help="local: port on 127.0.0.1 (default: a free one)")
     @argument("--instance-type", help="online, kubernetes: the VM or cluster instance type")
     @argument("--instance-count", type=int, help="online, kubernetes: how many instances")
-    @argument("--compute", help="kubernetes: the cluster attached to the workspace")
+    @argument("--compute", help="kubernetes, aks: the cluster attached to the workspace")
+    @argument("--cpu-cores", type=float, help="aci, aks: CPU cores per container")
+    @argument("--memory-gb", type=float, help="aci, aks: memory per container, in GB")
+    @argument("-t", "--tag", action="append", default=[], metavar="KEY=VALUE",
+              help="aci, aks: tag the web service (repeatable)")
+    @argument("--description", help="aci, aks: the web service's description")
+    @argument("--location", help="aci: the Azure region to run in")
+    @argument("--app-insights", action="store_const", const=True,
+              help="aks: send the service's telemetry to Application Insights")
     @argument("--check", metavar="VAR", help="a DataFrame to verify the endpoint with")
     @argument("--timeout", type=float, help="seconds to wait for readiness (default: 180 "
               "locally, 1800 on Azure)")
@@ -151,9 +160,12 @@ class MlMagic(Magics):
 
         check = self._variable(args.check) if args.check else None
         endpoint = core.deploy(
-            args.model, target_name=args.target, name=args.name, port=args.port, check=check,
-            timeout=args.timeout, instance_type=args.instance_type,
-            instance_count=args.instance_count, compute=args.compute,
+            args.model, target_name=args.target, name=args.name, check=check,
+            timeout=args.timeout, port=args.port, instance_type=args.instance_type,
+            instance_count=args.instance_count, compute=args.compute, cpu_cores=args.cpu_cores,
+            memory_gb=args.memory_gb, tags=_pairs(args.tag, "--tag") or None,
+            description=args.description, location=args.location,
+            enable_app_insights=args.app_insights,
         )
         return core.endpoint_summary(endpoint)
 
@@ -289,6 +301,96 @@ class MlMagic(Magics):
             order_by=args.order_by,
             max_results=self.max_runs if args.max is None else args.max,
         )
+
+    @magic_arguments()
+    @argument("script", help="the Python script to run")
+    @argument("--args", default="", help='its arguments, quoted: --args "--lr 0.1"')
+    @argument("-e", "--experiment", help="experiment of the run (default: the current one)")
+    @argument("-n", "--name", help="run name (default: the script's name)")
+    @argument("--compute", help="Azure ML: run as a command job on this compute cluster")
+    @argument("--environment", help="Azure ML: the job's environment (NAME:VERSION or "
+              "NAME@latest); default: a fresh one with mlflow and azureml-mlflow")
+    @argument("--pip", action="append", default=[], metavar="PACKAGE",
+              help="Azure ML: a pip package for the job's environment (repeatable)")
+    @argument("--wait", dest="wait", action="store_true", default=True,
+              help="wait for the end, showing the output (default)")
+    @argument("--no-wait", dest="wait", action="store_false",
+              help="run in the background; %%aml_jobs shows its state and log")
+    @line_magic
+    def aml_submit(self, line: str):
+        """Run a training script whose MLflow logging lands in a run of the experiment:
+        %aml_submit train.py --args "--lr 0.1" [--no-wait], or on Azure ML: --compute NAME."""
+        args = self._parse(self.aml_submit, line, "%aml_submit")
+        from mlmagic import core
+
+        return core.submit(
+            args.script, args=args.args, experiment=args.experiment, name=args.name,
+            compute=args.compute, environment=args.environment, pip=args.pip, wait=args.wait,
+        )
+
+    @line_magic
+    def aml_jobs(self, line: str):
+        """The submitted jobs with their state and log tail: %aml_jobs; one job: %aml_jobs NAME."""
+        from mlmagic import core
+
+        return core.job(_unquote(line.strip())) if line.strip() else core.jobs()
+
+    @magic_arguments()
+    @argument("run", nargs="?", default="last", help="last (default), a run id or a run name")
+    @argument("--download", metavar="PATH", help="download this artifact of the run")
+    @argument("--to", default=".", metavar="FOLDER", help="where --download puts it (default: .)")
+    @line_magic
+    def aml_show(self, line: str):
+        """A run's params, latest metrics, tags, artifacts and link: %aml_show [RUN];
+        %aml_show RUN --download model/MLmodel fetches an artifact."""
+        args = self._parse(self.aml_show, line, "%aml_show")
+        from mlmagic import core
+
+        if args.download:
+            return core.download_artifact(args.run, args.download, args.to)
+        return core.show(args.run)
+
+    @magic_arguments()
+    @argument("runs", nargs="+", help="two runs or more: last, run ids or run names")
+    @argument("-m", "--metric", help="chart this metric's history for each run")
+    @line_magic
+    def aml_compare(self, line: str):
+        """Runs side by side (params, final metrics, differences highlighted) and a chart of
+        one metric's history: %aml_compare last baseline --metric loss."""
+        args = self._parse(self.aml_compare, line, "%aml_compare")
+        from mlmagic import core
+
+        return core.compare(args.runs, metric=args.metric)
+
+    @line_magic
+    def aml_workspace(self, line: str) -> Card:
+        """The workspace (or store) in use: name, region, resource group, tracking URI, link."""
+        from mlmagic import core
+
+        return core.workspace()
+
+    @magic_arguments()
+    @argument("-w", "--workspace", help="Azure ML workspace name (default: the connected one)")
+    @argument("--subscription", help="its subscription id")
+    @argument("-g", "--resource-group", help="its resource group")
+    @argument("--region", help="its region, e.g. westeurope")
+    @argument("-o", "--output", default="mlmagic-init.sh", help="the script's path "
+              "(default: mlmagic-init.sh)")
+    @line_magic
+    def aml_init_script(self, line: str):
+        """Write an Azure Databricks cluster init script that points the cluster's MLflow at an
+        Azure ML workspace: %aml_init_script --workspace W --subscription S --resource-group G
+        --region R."""
+        args = self._parse(self.aml_init_script, line, "%aml_init_script")
+        from mlmagic import core
+        from mlmagic.core.display import notify
+
+        path = core.init_script(args.output, workspace=args.workspace,
+                                subscription=args.subscription,
+                                resource_group=args.resource_group, region=args.region)
+        notify(f"wrote {path}; upload it as the cluster's init script (Compute > cluster > "
+               "Advanced options > Init scripts).")
+        return path
 
     def _variable(self, name: str):
         if name not in self.shell.user_ns:

@@ -20,6 +20,8 @@ import datetime
 import json
 import re
 import secrets
+import select
+import socket
 import ssl
 import threading
 import time
@@ -116,6 +118,7 @@ class AzureEmulator:
         self.blobs.mkdir(parents=True, exist_ok=True)
         self.certificate = root / "emulator-ca.pem"
         self._server: ThreadingHTTPServer | None = None
+        self._proxy: ThreadingHTTPServer | None = None
         self.routes: list[tuple[str, re.Pattern, Callable[..., Response]]] = []
         self._add_core_routes()
 
@@ -136,14 +139,22 @@ class AzureEmulator:
         self._server.daemon_threads = True
         self._server.socket = context.wrap_socket(self._server.socket, server_side=True)
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+        class Tunnel(_Tunnel):
+            owner = emulator
+
+        self._proxy = ThreadingHTTPServer(("127.0.0.1", free_port()), Tunnel)
+        self._proxy.daemon_threads = True
+        threading.Thread(target=self._proxy.serve_forever, daemon=True).start()
         return self
 
     def stop(self) -> None:
         """Stop listening."""
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
+        for server in (self._server, self._proxy):
+            if server is not None:
+                server.shutdown()
+                server.server_close()
+        self._server = self._proxy = None
 
     def environment(self) -> dict[str, str]:
         """The public settings that point the Azure SDKs at this emulator."""
@@ -156,6 +167,11 @@ class AzureEmulator:
             "IDENTITY_HEADER": IDENTITY_HEADER,
             "MSI_ENDPOINT": f"{self.url}/msi/token",
             "MSI_SECRET": IDENTITY_HEADER,
+            # Storage host names (…blob.core.emulator.test) reach the emulator through its
+            # proxy, for the SDKs that build blob URLs from the account name.
+            **{name: f"http://127.0.0.1:{self._proxy.server_port}"
+               for name in ("HTTPS_PROXY", "https_proxy")},
+            **{name: "127.0.0.1,localhost" for name in ("NO_PROXY", "no_proxy")},
         }
 
     def config_json(self, workspace: Workspace | None = None) -> dict[str, str]:
@@ -192,7 +208,7 @@ class AzureEmulator:
         run_artifacts = (r"/history/v1\.0" + WORKSPACE_PATH + r"/experiment(?:s|ids)/"
                          r"(?P<experiment>[^/]+)/runs/(?P<run>[^/]+)/artifacts")
         for prefix in (artifacts, run_artifacts):
-            self.route("POST", prefix + r"/batch/metadata", self._artifacts_create)
+            self.route("POST", prefix + r"/batch/metadata", self.artifacts_create)
             self.route("GET", prefix + r"/contentinfo", self._artifact_content_info)
             self.route("GET", prefix + r"/prefix/contentinfo", self._artifacts_under)
             self.route("GET", prefix, self._artifacts_list)
@@ -400,15 +416,16 @@ class AzureEmulator:
             return []
         return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
 
-    def _artifacts_create(self, body, **where) -> Response:
+    def artifacts_create(self, body, **where) -> Response:
+        """Answer a batch of new artifacts with the SAS URLs to upload them to."""
         place = self._artifact_place(**where)
         if isinstance(place, Response):
             return place
         origin, container = place
         paths = [item["path"] for item in json.loads(body).get("paths", [])]
         return json_response(200, {
-            "artifacts": {p: {"origin": origin, "container": container, "path": p}
-                          for p in paths},
+            "artifacts": {p: {"origin": origin, "container": container, "path": p,
+                              "artifactId": f"{origin}/{container}/{p}"} for p in paths},
             "artifactContentInformation": {p: self._content_info(origin, container, p)
                                            for p in paths},
             "errors": {},
@@ -487,6 +504,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _serve(self) -> None:
         parsed = urllib.parse.urlparse(self.path)
+        host = (self.headers.get("Host") or "").partition(":")[0]
+        if host.endswith(STORAGE_SUFFIX):  # a blob URL by host name: route it path-style
+            parsed = parsed._replace(path=f"/{host}{parsed.path}")
         query = dict(urllib.parse.parse_qsl(parsed.query, keep_blank_values=True))
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
@@ -510,6 +530,37 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(response.body)
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = _serve
+
+
+class _Tunnel(BaseHTTPRequestHandler):
+    """An HTTP proxy that only tunnels (CONNECT) storage host names to the emulator."""
+
+    owner: AzureEmulator
+
+    def log_message(self, *args) -> None:
+        pass
+
+    def do_CONNECT(self) -> None:
+        host = self.path.partition(":")[0]
+        if not host.endswith("." + STORAGE_SUFFIX):
+            self.send_error(403, f"the emulator's proxy does not reach {host}")
+            return
+        upstream = socket.create_connection(("127.0.0.1", self.owner.port))
+        self.send_response(200, "Connection established")
+        self.end_headers()
+        ends = [self.connection, upstream]
+        try:
+            while True:
+                ready, _, _ = select.select(ends, [], [], 30)
+                if not ready:
+                    return
+                for end in ready:
+                    data = end.recv(65536)
+                    if not data:
+                        return
+                    (upstream if end is self.connection else self.connection).sendall(data)
+        finally:
+            upstream.close()
 
 
 class _Caseless(dict):
@@ -545,7 +596,8 @@ def write_self_signed_certificate(cert_file: Path, key_file: Path) -> None:
         .not_valid_before(now - datetime.timedelta(minutes=5))
         .not_valid_after(now + datetime.timedelta(days=2))
         .add_extension(x509.SubjectAlternativeName([
-            x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]),
+            x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost"),
+            x509.DNSName(BLOB_ACCOUNT)]),
             critical=False)
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .sign(key, hashes.SHA256())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 
 import pytest
@@ -98,6 +99,8 @@ def azure_service(tmp_path_factory):
     real `mlflow server` of its own (the workspace's store)."""
     from azure_emulator import AzureEmulator, Workspace
     from azure_endpoints import add_endpoint_routes
+    from azure_jobs import add_job_routes
+    from azure_legacy import add_legacy_routes
 
     server = MlflowServer(tmp_path_factory.mktemp("workspace-store")).start()
     emulator = AzureEmulator(
@@ -105,7 +108,9 @@ def azure_service(tmp_path_factory):
         Workspace("6d1c3a52-0000-4b1e-9c1f-2f6f1a7e0001", "rg-notebooks", "ws-churn"),
     ).start()
     emulator.online = add_endpoint_routes(emulator)
+    emulator.legacy = add_legacy_routes(emulator)
     emulator.computes.add("k8s-cluster")
+    emulator.jobs = add_job_routes(emulator, server.root / "server.db")
     yield emulator
     emulator.stop()
     server.stop()
@@ -125,5 +130,51 @@ def azure(azure_service, monkeypatch):
     azure_service.refuse_tokens = azure_service.deny_mlflow = False
     for held in ("failing_deployments", "endpoints", "deployments", "keys"):
         getattr(azure_service.online, held).clear()
+    azure_service.legacy.clear()
     yield azure_service
     assert not azure_service.not_emulated, f"not emulated: {azure_service.not_emulated}"
+
+
+WORKSPACE_FLAGS = (
+    "--workspace ws-churn --subscription 6d1c3a52-0000-4b1e-9c1f-2f6f1a7e0001 "
+    "--resource-group rg-notebooks"
+)
+
+WSID = (
+    "wsid=/subscriptions/6d1c3a52-0000-4b1e-9c1f-2f6f1a7e0001/resourceGroups/rg-notebooks/"
+    "providers/Microsoft.MachineLearningServices/workspaces/ws-churn"
+)
+
+HOUSES = "houses = pd.DataFrame({'rooms': [1.0, 3.0], 'age': [10.0, 20.0]})"
+
+
+@pytest.fixture
+def priced(shell, azure, capsys):
+    """Connected to the emulated workspace, with the model 'price' registered there."""
+    shell.run_line_magic("aml_connect", WORKSPACE_FLAGS + " -e pricing")
+    assert shell.run_cell(PRICE_CELL).success
+    shell.run_cell("import pandas as pd\n" + HOUSES)
+    capsys.readouterr()
+    yield shell
+    from mlmagic.core.deployment import _ENDPOINTS
+
+    for name in list(_ENDPOINTS):
+        shell.run_line_magic("aml_undeploy", name)
+
+
+def error_after_progress(capsys) -> str:
+    """The one error line a failed deploy printed, after its progress lines (which a
+    notebook shows as one line, rewritten in place)."""
+    captured = capsys.readouterr()
+    lines = [line for line in re.split(r"[\r\n]+", captured.out + captured.err) if line.strip()]
+    others = [line for line in lines if not line.startswith("mlmagic: ")]
+    assert len(others) == 1, f"expected one error line, got: {others}"
+    assert "Traceback" not in others[0]
+    return others[0]
+
+
+def latest_price_version(azure) -> str:
+    from mlflow import MlflowClient
+
+    versions = MlflowClient(tracking_uri=azure.mlflow_url).search_model_versions("name='price'")
+    return max(versions, key=lambda v: int(v.version)).version

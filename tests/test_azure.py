@@ -11,23 +11,15 @@ from pathlib import Path
 import mlflow
 import nbformat
 import pytest
-from conftest import PRICE_CELL, only_line
+from conftest import PRICE_CELL, WORKSPACE_FLAGS, WSID, only_line
 from mlflow import MlflowClient
 from nbclient import NotebookClient
 
 from mlmagic.core.state import STATE
 
-WORKSPACE_FLAGS = (
-    "--workspace ws-churn --subscription 6d1c3a52-0000-4b1e-9c1f-2f6f1a7e0001 "
-    "--resource-group rg-notebooks"
-)
 REPO = Path(__file__).resolve().parents[1]
 ARM_PREFIX = "/subscriptions/"
 MLFLOW_PREFIX = "/mlflow/v2.0/subscriptions/"
-WSID = (
-    "wsid=/subscriptions/6d1c3a52-0000-4b1e-9c1f-2f6f1a7e0001/resourceGroups/rg-notebooks/"
-    "providers/Microsoft.MachineLearningServices/workspaces/ws-churn"
-)
 
 
 def workspace_store(azure) -> MlflowClient:

@@ -4,45 +4,10 @@ scoring route that runs the real MLflow model behind Azure ML's input_data proto
 
 from __future__ import annotations
 
-import re
-
 import pytest
-from conftest import PRICE_CELL, only_line
-from test_azure import WORKSPACE_FLAGS, WSID
+from conftest import PRICE_CELL, WSID, error_after_progress, latest_price_version, only_line
 
 from mlmagic.core.deployment import _ENDPOINTS
-
-HOUSES = "houses = pd.DataFrame({'rooms': [1.0, 3.0], 'age': [10.0, 20.0]})"
-
-
-@pytest.fixture
-def priced(shell, azure, capsys):
-    """Connected to the emulated workspace, with the model 'price' registered there."""
-    shell.run_line_magic("aml_connect", WORKSPACE_FLAGS + " -e pricing")
-    assert shell.run_cell(PRICE_CELL).success
-    shell.run_cell("import pandas as pd\n" + HOUSES)
-    capsys.readouterr()
-    yield shell
-    for name in list(_ENDPOINTS):
-        shell.run_line_magic("aml_undeploy", name)
-
-
-def error_after_progress(capsys) -> str:
-    """The one error line a failed deploy printed, after its progress lines (which a
-    notebook shows as one line, rewritten in place)."""
-    captured = capsys.readouterr()
-    lines = [line for line in re.split(r"[\r\n]+", captured.out + captured.err) if line.strip()]
-    others = [line for line in lines if not line.startswith("mlmagic: ")]
-    assert len(others) == 1, f"expected one error line, got: {others}"
-    assert "Traceback" not in others[0]
-    return others[0]
-
-
-def latest_price_version(azure) -> str:
-    from mlflow import MlflowClient
-
-    versions = MlflowClient(tracking_uri=azure.mlflow_url).search_model_versions("name='price'")
-    return max(versions, key=lambda v: int(v.version)).version
 
 
 def test_online_deploy_predict_update_and_undeploy(priced, azure, capsys):

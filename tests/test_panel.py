@@ -172,8 +172,8 @@ def test_the_runs_table_follows_tracked_cells_sorts_and_charts_the_selected_runs
     assert points == {"r0": 5, "r2": 7} and len(history) == 7
 
     details = panel.runs.details.value  # the run picked last
-    assert "run r2: FINISHED" in details and ">cell.py<" in details and "lr=0.2" in details
-    assert "loss=0.111111" in details and "mlflow.source.name" in details
+    assert "run r2: FINISHED" in details and "cell.py" in details and "lr=0.2" in details
+    assert "loss=0.111111" in details
 
 
 def test_many_runs_are_paged_and_the_selection_survives_paging(open_panel, shell):

@@ -8,8 +8,10 @@ MLflow call (and every mlmagic magic) goes to the workspace and refreshes its ow
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
+import warnings
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlparse
@@ -33,6 +35,7 @@ NO_SIGN_IN = (
     "(--auth service-principal), or use --auth interactive."
 )
 INSTALL = 'Azure ML needs the Azure extra: pip install "mlmagic[azure]"'
+INSTALL_V1 = 'the legacy ACI/AKS targets need azureml-core: pip install "mlmagic[azure-v1]"'
 
 
 @dataclass(frozen=True)
@@ -81,6 +84,23 @@ class WorkspaceHandle:
         """An Azure ML studio page of the workspace."""
         return f"{_studio_url().rstrip('/')}/{path}?wsid={self.ref.arm_id}"
 
+    @functools.cached_property
+    def v1(self) -> Any:
+        """An azureml-core (SDK v1) ``Workspace`` signing in with the same credential; tokens
+        are asked for per audience, so they refresh as the credential does."""
+        try:
+            from azureml.core import Workspace
+            from azureml.core.authentication import TokenAuthentication
+        except ImportError:
+            raise MissingExtra(INSTALL_V1) from None
+        credential = self.credential
+        auth = TokenAuthentication(
+            lambda audience: credential.get_token(audience.rstrip("/") + "/.default").token)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)  # SDK v1 announcing its own end
+            return Workspace(self.ref.subscription, self.ref.resource_group, self.ref.name,
+                             auth=auth)
+
 
 def handles(uri: str) -> bool:
     """Azure ML tracking URIs, ``azureml://<region>.api.azureml.ms/mlflow/…/workspaces/NAME``."""
@@ -91,6 +111,13 @@ def open(uri: str, timeout: float) -> Backend:
     """A workspace named by its tracking URI, reached with the default credential chain."""
     ref = WorkspaceRef.from_config(workspace_of_uri(uri), "this azureml:// URI")
     return open_workspace(ref, credential("default"), timeout)
+
+
+def tracking_uri_of(ref: WorkspaceRef, region: str) -> str:
+    """The MLflow tracking URI of a workspace in ``region`` (public cloud), the form
+    ``azureml://<region>.api.azureml.ms/mlflow/v1.0/subscriptions/…/workspaces/NAME`` that
+    the workspace reports and :func:`workspace_of_uri` reads back."""
+    return f"azureml://{region}.api.azureml.ms/mlflow/v1.0{ref.arm_id}"
 
 
 def workspace_of_uri(uri: str) -> dict:

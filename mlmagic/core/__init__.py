@@ -19,7 +19,6 @@ _EXPORTS = {
     "sync": "connection",
     "runs": "search",
     "experiments": "search",
-    "run_details": "search",
     "metric_history": "search",
     "set_alias": "registry",
     "add_run_listener": "tracking",
@@ -40,6 +39,15 @@ _EXPORTS = {
     "run_summary": "tracking",
     "running_summary": "tracking",
     "track": "tracking",
+    "submit": "remote",
+    "jobs": "remote",
+    "job": "remote",
+    "show": "inspection",
+    "compare": "inspection",
+    "download_artifact": "inspection",
+    "workspace": "inspection",
+    "autoload": "setup",
+    "init_script": "setup",
 }
 __all__ = sorted(_EXPORTS)
 

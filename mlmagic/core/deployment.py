@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import importlib
 from typing import TYPE_CHECKING
 
 from mlmagic.core.connection import ensure_connected
 from mlmagic.core.display import Card, card
 from mlmagic.core.registry import resolve_model
+from mlmagic.core.sink import temporary_env
 from mlmagic.core.state import STATE
 from mlmagic.deploy import Endpoint, target
 from mlmagic.errors import InvalidInput, MlmagicError, NotFound
@@ -17,6 +19,10 @@ if TYPE_CHECKING:
     import pandas as pd
 
 _ENDPOINTS: dict[str, Endpoint] = {}
+# Modules that list a workspace's endpoints: online endpoints (managed and Kubernetes) and
+# SDK v1 web services (ACI and AKS).
+WORKSPACE_KINDS = ("online", "webservice")
+_FLAGS = {"tags": "--tag", "enable_app_insights": "--app-insights"}  # %aml_deploy's names
 
 
 def deploy(
@@ -24,44 +30,45 @@ def deploy(
     *,
     target_name: str = "local",
     name: str | None = None,
-    port: int | None = None,
     check=None,
     timeout: float | None = None,
-    instance_type: str | None = None,
-    instance_count: int | None = None,
-    compute: str | None = None,
+    **options,
 ) -> Endpoint:
     """Serve ``model`` (NAME, NAME:VERSION, NAME@ALIAS or a URI) on a target, then verify it:
     the model's input example (or ``check``, a DataFrame) must get the same predictions from
     the endpoint as from the model in this process. Deploying under a used name replaces it.
 
-    Targets: ``local`` (``port``), ``online`` (an Azure ML managed online endpoint:
-    ``instance_type``, ``instance_count``) and ``kubernetes`` (an Azure ML Kubernetes online
-    endpoint on the attached cluster ``compute``)."""
+    Targets and their ``options``: ``local`` (``port``); ``online``, an Azure ML managed
+    online endpoint (``instance_type``, ``instance_count``); ``kubernetes``, an Azure ML
+    Kubernetes online endpoint (``compute``, the attached cluster, and the same two); and the
+    deprecated SDK v1 web services ``aci`` (``cpu_cores``, ``memory_gb``, ``tags``,
+    ``description``, ``location``) and ``aks`` (``compute``, ``cpu_cores``, ``memory_gb``,
+    ``tags``, ``description``, ``enable_app_insights``)."""
     module = target(target_name)
-    options = {key: value for key, value in {
-        "port": port, "instance_type": instance_type, "instance_count": instance_count,
-        "compute": compute}.items() if value is not None}
-    unsupported = [f"--{key.replace('_', '-')}" for key in options if key not in module.OPTIONS]
+    options = {key: value for key, value in options.items() if value is not None}
+    unsupported = [_FLAGS.get(key, f"--{key.replace('_', '-')}") for key in options
+                   if key not in module.OPTIONS]
     if unsupported:
         raise InvalidInput(f"{', '.join(unsupported)} does not apply to the {target_name} "
                            "target.")
     connection = ensure_connected()
     ref = resolve_model(model)
     name = name or ref.name or "model"
-    _check_servable(ref)
-    if name in _ENDPOINTS and _ENDPOINTS[name].target == "local":
-        undeploy(name)  # an Azure endpoint of that name is updated in place by its target
-    endpoint = module.deploy(ref, name, timeout=timeout or module.DEFAULT_TIMEOUT,
-                             connection=connection, **options)
-    _ENDPOINTS[name] = endpoint
-    _verify(endpoint, ref.uri, check)
+    with temporary_env({"MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}):
+        _check_servable(ref)
+        if name in _ENDPOINTS and _ENDPOINTS[name].target == "local":
+            undeploy(name)  # an Azure endpoint of that name is updated in place by its target
+        endpoint = module.deploy(ref, name, timeout=timeout or module.DEFAULT_TIMEOUT,
+                                 connection=connection, **options)
+        _ENDPOINTS[name] = endpoint
+        _verify(endpoint, ref.uri, check)
     return endpoint
 
 
 def endpoints() -> pd.DataFrame:
     """The endpoints this session started and, on an Azure ML workspace, the workspace's
-    online endpoints: name, target, model, URL and state (Azure's, with the traffic)."""
+    online endpoints and web services: name, target, model, URL and state (Azure's; for
+    online endpoints with the traffic)."""
     import pandas as pd
 
     rows = [
@@ -119,10 +126,7 @@ def _check_servable(ref) -> None:
     """Refuse, before starting anything, a model MLflow has no way to serve."""
     from mlflow.models import get_model_info
 
-    from mlmagic.core.sink import temporary_env
-
-    with temporary_env({"MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}):
-        flavors = get_model_info(ref.uri).flavors
+    flavors = get_model_info(ref.uri).flavors
     if "python_function" not in flavors:
         raise InvalidInput(
             f"the model {ref} has no python_function flavour (it has: {', '.join(flavors)}), "
@@ -134,11 +138,9 @@ def _check_servable(ref) -> None:
 def _endpoint(name: str) -> Endpoint:
     if name in _ENDPOINTS:
         return _ENDPOINTS[name]
-    connection = STATE.connection
-    if connection is not None and connection.backend.workspace is not None:
-        from mlmagic.deploy.online import endpoint_in
-
-        found = endpoint_in(connection.backend.workspace, name)
+    workspace = _workspace()
+    for kind in WORKSPACE_KINDS if workspace is not None else ():
+        found = importlib.import_module(f"mlmagic.deploy.{kind}").endpoint_in(workspace, name)
         if found is not None:
             return found
     known = ", ".join(_ENDPOINTS) or "none in this session"
@@ -147,14 +149,18 @@ def _endpoint(name: str) -> Endpoint:
 
 
 def _workspace_endpoints() -> dict[str, Endpoint]:
-    """The connected Azure ML workspace's online endpoints not started in this session."""
-    connection = STATE.connection
-    if connection is None or connection.backend.workspace is None:
+    """The connected Azure ML workspace's endpoints not started in this session."""
+    workspace = _workspace()
+    if workspace is None:
         return {}
-    from mlmagic.deploy.online import endpoints_in
-
-    return {e.name: e for e in endpoints_in(connection.backend.workspace)
+    return {e.name: e for kind in WORKSPACE_KINDS
+            for e in importlib.import_module(f"mlmagic.deploy.{kind}").endpoints_in(workspace)
             if e.name not in _ENDPOINTS}
+
+
+def _workspace():
+    connection = STATE.connection
+    return None if connection is None else connection.backend.workspace
 
 
 def _verify(endpoint: Endpoint, model_uri: str, check) -> None:

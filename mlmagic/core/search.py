@@ -1,54 +1,18 @@
-"""Listing experiments and runs, and looking into one run: params, tags, artifacts and
-metric histories."""
+"""Listing experiments and runs, and the metric histories of runs."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from mlmagic.core.connection import ensure_connected, experiment_id_of
-from mlmagic.core.display import card, format_duration
 from mlmagic.errors import InvalidInput, NotFound
 
 if TYPE_CHECKING:
     import pandas as pd
 
 DEFAULT_MAX_RUNS = 1000
-MAX_ARTIFACTS = 200
 HISTORY_COLUMNS = ["run_id", "key", "step", "timestamp", "value"]
-
-
-@dataclass(frozen=True)
-class RunDetails:
-    """One run as a person reads it: what it is, its params, tags, metrics and artifacts."""
-
-    run_id: str
-    name: str
-    status: str
-    duration_ms: int | None
-    params: dict[str, str] = field(default_factory=dict)
-    tags: dict[str, str] = field(default_factory=dict)
-    metrics: dict[str, float] = field(default_factory=dict)
-    artifacts: list[str] = field(default_factory=list)
-    url: str | None = None
-
-    def _card(self):
-        return card(
-            f"run {self.name}: {self.status}",
-            ("run id", self.run_id),
-            ("duration", format_duration(self.duration_ms)),
-            ("metrics", ", ".join(f"{k}={v:.6g}" for k, v in sorted(self.metrics.items()))),
-            ("params", ", ".join(f"{k}={v}" for k, v in sorted(self.params.items()))),
-            ("artifacts", ", ".join(self.artifacts)),
-            ("link", self.url),
-        )
-
-    def _repr_html_(self) -> str:
-        return self._card()._repr_html_()
-
-    def __repr__(self) -> str:
-        return repr(self._card())
 
 
 def experiments() -> list[str]:
@@ -57,20 +21,6 @@ def experiments() -> list[str]:
 
     client = MlflowClient(ensure_connected().tracking_uri)
     return sorted(experiment.name for experiment in client.search_experiments())
-
-
-def run_details(run_id: str) -> RunDetails:
-    """A run's params, tags, last metric values and artifact paths (files, walked into
-    folders, at most MAX_ARTIFACTS), with its web UI link."""
-    client, connection = _client(), ensure_connected()
-    run = stored_run(client, run_id)
-    info = run.info
-    return RunDetails(
-        info.run_id, info.run_name, info.status,
-        info.end_time - info.start_time if info.end_time else None,
-        dict(run.data.params), dict(run.data.tags), dict(run.data.metrics),
-        _artifact_paths(client, run_id), connection.run_url(run_id, info.experiment_id),
-    )
 
 
 def metric_history(run_ids: Sequence[str], key: str | None = None) -> pd.DataFrame:
@@ -104,17 +54,6 @@ def stored_run(client, run_id: str):
     except MlflowException:
         raise NotFound(f"no run with id '{run_id}' in this store. Check the id, or list "
                        "runs with %aml_runs.") from None
-
-
-def _artifact_paths(client, run_id: str) -> list[str]:
-    paths, folders = [], [None]
-    while folders and len(paths) < MAX_ARTIFACTS:
-        for artifact in client.list_artifacts(run_id, folders.pop(0)):
-            if artifact.is_dir:
-                folders.append(artifact.path)
-            else:
-                paths.append(artifact.path)
-    return sorted(paths[:MAX_ARTIFACTS])
 
 
 def runs(

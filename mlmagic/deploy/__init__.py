@@ -14,7 +14,7 @@ from types import ModuleType
 
 from mlmagic.errors import InvalidInput
 
-TARGETS = ("local", "online", "kubernetes")
+TARGETS = ("local", "online", "kubernetes", "aci", "aks")
 
 
 @dataclass

@@ -61,11 +61,7 @@ def deploy_to(model, name: str, connection, timeout: float, *, target: str, new_
     """The deployment steps that managed and Kubernetes online endpoints share."""
     workspace = workspace_of(connection, target)
     check_name(name)
-    if not (model.name and model.version):
-        raise InvalidInput(
-            f"{model} is not a registered model version. Register it first "
-            "(%aml_register NAME --run RUN), then deploy NAME:VERSION."
-        )
+    registered_version(model)
     client = workspace.ml_client()
     deadline = time.monotonic() + timeout
     existing = _existing(client, name)
@@ -113,10 +109,17 @@ def status(endpoint: Endpoint) -> str:
 
 def predict(endpoint: Endpoint, frame) -> list:
     """Post a pandas DataFrame to the endpoint in Azure ML's ``input_data`` form."""
-    key = _KEYS.get(endpoint.name) or _key(endpoint)
+    return post_input_data(endpoint, frame, _KEYS.get(endpoint.name) or _key(endpoint))
+
+
+def post_input_data(endpoint: Endpoint, frame, key: str | None) -> list:
+    """Post a pandas DataFrame to an Azure ML scoring URI as ``{"input_data": split}``,
+    signed with the endpoint's ``key`` if it has one; the predictions."""
     body = json.dumps({"input_data": frame.to_dict(orient="split")}, default=str).encode()
-    request = urllib.request.Request(endpoint.url, data=body, headers={
-        "Content-Type": "application/json", "Authorization": f"Bearer {key}"})
+    headers = {"Content-Type": "application/json"}
+    if key:
+        headers["Authorization"] = f"Bearer {key}"
+    request = urllib.request.Request(endpoint.url, data=body, headers=headers)
     try:
         with urllib.request.urlopen(request, timeout=60) as response:
             return json.loads(response.read())
@@ -189,6 +192,16 @@ def workspace_of(connection, target: str):
             "(%aml_connect --workspace NAME --subscription ID --resource-group RG)."
         )
     return connection.backend.workspace
+
+
+def registered_version(model) -> str:
+    """The version of a workspace-registered model, or a line saying to register it."""
+    if not (model.name and model.version):
+        raise InvalidInput(
+            f"{model} is not a registered model version. Register it first "
+            "(%aml_register NAME --run RUN), then deploy NAME:VERSION."
+        )
+    return model.version
 
 
 def check_name(name: str) -> None:

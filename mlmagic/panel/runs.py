@@ -13,7 +13,7 @@ import ipywidgets as widgets
 from mlmagic import core
 from mlmagic.core.display import format_duration
 from mlmagic.panel.chart import line_chart
-from mlmagic.panel.parts import dropdown, html_table, link, set_options
+from mlmagic.panel.parts import dropdown, link, set_options
 from mlmagic.panel.worker import Worker
 
 if TYPE_CHECKING:
@@ -181,7 +181,7 @@ class RunsSection:
             series[_label(self.table, run_id)] = (list(points["step"]), list(points["value"]))
         self.chart.value = line_chart(key, series) if series else ""
         if details:
-            self.details.value = _details_html(core.run_details(selected[-1])) if selected else ""
+            self.details.value = core.show(selected[-1])._repr_html_() if selected else ""
 
     def _history(self, run_id: str, key: str) -> pd.DataFrame:
         if (run_id, key) not in self._histories:
@@ -299,14 +299,3 @@ def _arrowed(title: str, key: str, sort_key: str, ascending: bool) -> str:
 def _label(table: pd.DataFrame, run_id: str) -> str:
     name = table.at[run_id, "name"] or run_id[:8]
     return f"{name} ({run_id[:6]})"
-
-
-def _details_html(details) -> str:
-    tags = {k: v for k, v in details.tags.items() if not k.startswith("mlflow.log-model")}
-    artifacts = [[path] for path in details.artifacts]
-    parts = [  # the card has the params and metrics
-        details._repr_html_(),
-        "<b>tags</b>" + html_table(["tag", "value"], sorted(tags.items())),
-        "<b>artifacts</b>" + (html_table(["path"], artifacts) if artifacts else " none"),
-    ]
-    return "<div class='mlmagic-run-details'>" + "".join(parts) + "</div>"

@@ -1,0 +1,276 @@
+"""Looking into runs and the workspace: one run's details, several runs side by side with a
+chart of a metric's history, and the facts of the store or Azure ML workspace in use."""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from mlmagic.core.connection import ensure_connected
+from mlmagic.core.display import Card, card, format_duration
+from mlmagic.core.secrets import redact_uri
+from mlmagic.core.sink import temporary_env
+from mlmagic.core.state import STATE
+from mlmagic.errors import InvalidInput, NotFound
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from mlflow.entities import Run
+
+_RUN_ID = re.compile(r"^[0-9a-f]{32}$")
+
+
+def find_run(reference: str) -> Run:
+    """A run of the current store: ``last`` (the session's last run), a run id, or a run name
+    (the newest run of that name in the current experiment)."""
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    reference = reference.strip()
+    if not reference:
+        raise InvalidInput("no run given. Name one: last, a run id, or a run name.")
+    connection = ensure_connected()
+    client = MlflowClient(tracking_uri=connection.tracking_uri)
+    if reference == "last":
+        tracked = STATE.last_tracked
+        if tracked is None or tracked.run_id is None:
+            raise InvalidInput("no run yet in this session. Give a run id or a run name.")
+        reference = tracked.run_id
+    if _RUN_ID.match(reference):
+        try:
+            return client.get_run(reference)
+        except MlflowException:
+            pass
+    escaped = reference.replace("'", "\\'")
+    found = client.search_runs([connection.experiment_id], f"attributes.run_name = '{escaped}'",
+                               order_by=["attributes.start_time DESC"], max_results=1)
+    if not found:
+        raise NotFound(f"no run '{reference}' (id or name) in the experiment "
+                       f"'{connection.experiment_name}'. List the runs with %aml_runs.")
+    return found[0]
+
+
+@dataclass(frozen=True)
+class RunDetails:
+    """A run's params, latest metrics, tags, artifacts and link, as one card."""
+
+    run: Run
+    artifacts: tuple[str, ...]
+    link: str | None
+
+    def _card(self) -> Card:
+        info, data = self.run.info, self.run.data
+        duration = info.end_time - info.start_time if info.end_time else None
+        tags = {k: v for k, v in data.tags.items() if not k.startswith("mlflow.")}
+        return card(
+            f"run {info.run_name}: {info.status}",
+            ("run id", info.run_id),
+            ("experiment id", info.experiment_id),
+            ("duration", format_duration(duration)),
+            ("params", _pairs(data.params)),
+            ("metrics", _pairs({k: f"{v:.6g}" for k, v in data.metrics.items()})),
+            ("tags", _pairs(tags)),
+            ("artifacts", ", ".join(self.artifacts)),
+            ("link", self.link),
+        )
+
+    def _repr_html_(self) -> str:
+        return self._card()._repr_html_()
+
+    def __repr__(self) -> str:
+        return repr(self._card())
+
+
+def show(run: str = "last") -> RunDetails:
+    """The details of a run (``last``, an id or a name): params, latest metrics, tags,
+    artifacts and its link."""
+    from mlflow import MlflowClient
+
+    found = find_run(run)
+    client = MlflowClient(tracking_uri=ensure_connected().tracking_uri)
+    connection = STATE.connection
+    return RunDetails(found, tuple(_artifact_paths(client, found.info.run_id)),
+                      connection.run_url(found.info.run_id, found.info.experiment_id))
+
+
+def download_artifact(run: str, path: str, destination: str | Path = ".") -> Path:
+    """Download the artifact ``path`` of a run into ``destination``; return the local path."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    found = find_run(run)
+    known = _artifact_paths(mlflow.MlflowClient(tracking_uri=ensure_connected().tracking_uri),
+                            found.info.run_id)
+    wanted = path.strip().strip("/")
+    if not any(p == wanted or p.startswith(wanted + "/") for p in known):
+        raise NotFound(f"the run {found.info.run_name} has no artifact '{path}'. It has: "
+                       f"{', '.join(known) or 'none'}.")
+    Path(destination).mkdir(parents=True, exist_ok=True)
+    try:
+        with temporary_env({"MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}):
+            return Path(mlflow.artifacts.download_artifacts(
+                run_id=found.info.run_id, artifact_path=wanted, dst_path=str(destination),
+                tracking_uri=ensure_connected().tracking_uri))
+    except MlflowException as error:
+        raise NotFound(f"could not download '{path}': {error.message.splitlines()[0]}") from None
+
+
+def _artifact_paths(client, run_id: str, folder: str | None = None) -> list[str]:
+    paths = []
+    for item in client.list_artifacts(run_id, folder):
+        if item.is_dir:
+            paths += _artifact_paths(client, run_id, item.path)
+        else:
+            paths.append(item.path)
+    return paths
+
+
+def _pairs(values: dict) -> str:
+    return ", ".join(f"{key}={value}" for key, value in sorted(values.items()))
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Runs side by side (params and final metrics; rows that differ are marked) and the
+    history of one metric for each run."""
+
+    table: pd.DataFrame
+    metric: str | None
+    history: pd.DataFrame | None  # step x run -> value
+
+    @property
+    def differing(self) -> list[str]:
+        """The rows (params.X, metrics.X) whose values are not the same in every run."""
+        return [row for row, values in self.table.iterrows()
+                if values.astype(str).nunique(dropna=False) > 1]
+
+    def chart_png(self) -> bytes | None:
+        """The metric's history as a PNG chart; None without a metric or without matplotlib."""
+        if self.history is None or self.history.empty:
+            return None
+        try:
+            from matplotlib.figure import Figure
+        except ImportError:
+            return None
+        figure = Figure(figsize=(6, 3.2))
+        axes = figure.subplots()
+        for column in self.history.columns:
+            series = self.history[column].dropna()
+            axes.plot(series.index, series.values, marker=".", label=column)
+        axes.set_xlabel("step")
+        axes.set_ylabel(self.metric)
+        axes.set_title(f"{self.metric} by step")
+        axes.legend()
+        figure.tight_layout()
+        buffer = io.BytesIO()
+        figure.savefig(buffer, format="png", dpi=90)
+        return buffer.getvalue()
+
+    def _repr_html_(self) -> str:
+        differing = set(self.differing)
+        rows = "".join(
+            f"<tr style='{'background:#fff3b0;font-weight:bold' if row in differing else ''}'>"
+            f"<th style='text-align:left'>{html.escape(str(row))}</th>"
+            + "".join(f"<td>{html.escape(_shown(v))}</td>" for v in values) + "</tr>"
+            for row, values in self.table.iterrows()
+        )
+        header = "".join(f"<th>{html.escape(str(c))}</th>" for c in self.table.columns)
+        parts = [f"<div><b>{len(self.table.columns)} runs compared</b> (differences "
+                 f"highlighted)<table><tr><th></th>{header}</tr>{rows}</table>"]
+        png = self.chart_png()
+        if png is not None:
+            parts.append(f"<img alt='{html.escape(self.metric)} by step' "
+                         f"src='data:image/png;base64,{base64.b64encode(png).decode()}'/>")
+        elif self.history is not None:
+            parts.append(f"<pre>{html.escape(self._history_text())}</pre>")
+        return "".join(parts) + "</div>"
+
+    def __repr__(self) -> str:
+        differing = set(self.differing)
+        shown = self.table.map(_shown)
+        shown.index = [f"* {row}" if row in differing else f"  {row}" for row in shown.index]
+        text = f"{len(self.table.columns)} runs compared (* differs)\n{shown.to_string()}"
+        if self.history is not None:
+            text += "\n\n" + self._history_text()
+        return text
+
+    def _history_text(self) -> str:
+        if self.history is None or self.history.empty:
+            return f"no history of '{self.metric}' in these runs"
+        return f"{self.metric} by step\n{self.history.to_string()}"
+
+
+def compare(runs: Sequence[str], metric: str | None = None) -> Comparison:
+    """Compare runs (each ``last``, an id or a name): a table of params and final metrics,
+    and, with ``metric``, that metric's history for each run."""
+    import pandas as pd
+    from mlflow import MlflowClient
+
+    if len(runs) < 2:
+        raise InvalidInput("compare needs two runs or more, e.g. %aml_compare last baseline.")
+    found = [find_run(reference) for reference in runs]
+    labels = _labels(found)
+    table = pd.DataFrame({
+        label: {**{f"params.{k}": v for k, v in run.data.params.items()},
+                **{f"metrics.{k}": v for k, v in run.data.metrics.items()}}
+        for label, run in zip(labels, found, strict=True)
+    })
+    table = table.sort_index()
+    history = None
+    if metric:
+        if not any(metric in run.data.metrics for run in found):
+            raise NotFound(f"none of these runs has the metric '{metric}'. They have: "
+                           f"{', '.join(sorted({m for r in found for m in r.data.metrics}))}.")
+        client = MlflowClient(tracking_uri=ensure_connected().tracking_uri)
+        history = pd.DataFrame({
+            label: pd.Series({point.step: point.value
+                              for point in client.get_metric_history(run.info.run_id, metric)},
+                             dtype=float)
+            for label, run in zip(labels, found, strict=True)
+        }).sort_index()
+        history.index.name = "step"
+    return Comparison(table, metric, history)
+
+
+def _labels(found: list[Run]) -> list[str]:
+    names = [run.info.run_name or run.info.run_id[:8] for run in found]
+    return [name if names.count(name) == 1 else f"{name} ({run.info.run_id[:8]})"
+            for name, run in zip(names, found, strict=True)]
+
+
+def _shown(value) -> str:
+    if value is None or (isinstance(value, float) and value != value):
+        return "-"
+    return f"{value:.6g}" if isinstance(value, float) else str(value)
+
+
+def workspace() -> Card:
+    """The facts of the store in use: for an Azure ML workspace its name, region, resource
+    group, tracking URI (redacted) and studio link; for other backends the equivalents."""
+    import mlflow
+    from mlflow import MlflowClient
+
+    connection = ensure_connected()
+    backend = connection.backend
+    client = MlflowClient(tracking_uri=connection.tracking_uri)
+    experiment = client.get_experiment(connection.experiment_id)
+    title = ("Azure ML workspace " + dict(backend.facts)["workspace"]
+             if backend.workspace is not None else f"{backend.name} tracking store")
+    return card(
+        title,
+        ("backend", backend.name),
+        *backend.facts,
+        ("tracking URI", redact_uri(connection.tracking_uri)),
+        ("experiment", f"{connection.experiment_name} (id {connection.experiment_id})"),
+        ("artifact location", redact_uri(experiment.artifact_location)),
+        ("studio" if backend.workspace is not None else "UI", backend.link(backend.home_path)
+         or backend.ui_url),
+        ("UI command", backend.ui_hint),
+        ("MLflow", mlflow.__version__),
+    )

@@ -1,0 +1,121 @@
+"""`%aml_show`, `%aml_compare` and `%aml_workspace` on real runs in a real store."""
+
+from __future__ import annotations
+
+import base64
+import io
+import re
+
+import pytest
+from conftest import only_line
+
+LOSS_CELL = (
+    "%%track --name {name} --param lr={lr} --param layers=2 --tag team=risk\n"
+    "import mlflow\n"
+    "for step in range(4):\n"
+    "    mlflow.log_metric('loss', {lr} / (step + 1), step=step)\n"
+    "mlflow.log_text('notes', 'notes/readme.txt')\n"
+)
+
+
+@pytest.fixture
+def two_runs(shell, capsys):
+    shell.run_line_magic("aml_connect", "--experiment inspect")
+    for name, lr in (("slow", 0.1), ("fast", 0.8)):
+        assert shell.run_cell(LOSS_CELL.format(name=name, lr=lr)).success
+    capsys.readouterr()
+    return shell
+
+
+def test_show_gives_params_metrics_tags_artifacts_and_link(two_runs):
+    details = two_runs.run_line_magic("aml_show", "")  # the last run: fast
+    text = repr(details)
+    assert text.startswith("run fast: FINISHED")
+    assert "lr=0.8" in text and "layers=2" in text
+    assert "loss=0.2" in text  # the latest value, 0.8 / 4
+    assert "team=risk" in text
+    assert "cell.py" in text and "notes/readme.txt" in text
+    assert "mlflow.source" not in text  # MLflow's own tags are left out
+    by_name = repr(two_runs.run_line_magic("aml_show", "slow"))
+    assert by_name.startswith("run slow: FINISHED") and "lr=0.1" in by_name
+    run_id = re.search(r"run id\s+(\w+)", by_name)[1]
+    assert repr(two_runs.run_line_magic("aml_show", run_id)) == by_name
+    assert "<table>" in details._repr_html_()
+
+
+def test_show_download_fetches_an_artifact(two_runs, workdir):
+    path = two_runs.run_line_magic("aml_show", "slow --download notes/readme.txt --to got")
+    assert path == workdir / "got" / "readme.txt"
+    assert path.read_text() == "notes"
+
+
+def test_compare_puts_runs_side_by_side_marks_differences_and_charts_a_metric(two_runs):
+    comparison = two_runs.run_line_magic("aml_compare", "slow fast --metric loss")
+    assert list(comparison.table.columns) == ["slow", "fast"]
+    assert comparison.table.loc["params.lr"].tolist() == ["0.1", "0.8"]
+    assert comparison.differing == ["metrics.loss", "params.lr"]  # layers is the same
+    text = repr(comparison)
+    assert "* params.lr" in text and "  params.layers" in text
+    assert comparison.history["fast"].tolist() == [0.8, 0.4, 0.8 / 3, 0.2]
+    assert comparison.history.index.tolist() == [0, 1, 2, 3]
+    html = comparison._repr_html_()
+    assert html.count("background:#fff3b0") == 2
+    image = re.search(r"data:image/png;base64,([A-Za-z0-9+/=]+)", html)[1]
+    from matplotlib.image import imread
+
+    pixels = imread(io.BytesIO(base64.b64decode(image)), format="png")
+    assert pixels.shape[0] > 200 and pixels.shape[1] > 400  # a real chart, 6 x 3.2 in at 90 dpi
+
+
+def test_compare_without_a_chart_library_shows_the_history_as_text(two_runs, monkeypatch):
+    import sys
+
+    comparison = two_runs.run_line_magic("aml_compare", "slow last --metric loss")
+    monkeypatch.setitem(sys.modules, "matplotlib.figure", None)  # as if not installed
+    html = comparison._repr_html_()
+    assert "data:image/png" not in html
+    assert "loss by step" in html and "0.266667" in html
+
+
+def test_workspace_of_the_embedded_store(two_runs, workdir):
+    text = repr(two_runs.run_line_magic("aml_workspace", ""))
+    assert text.startswith("local tracking store")
+    assert f"sqlite:///{workdir / 'mlflow.db'}" in text
+    assert "inspect (id" in text and "mlflow ui --backend-store-uri" in text
+    assert str(workdir / "mlruns") in text
+
+
+def test_workspace_of_a_server_hides_its_password(shell, mlflow_server):
+    password_uri = mlflow_server.replace("http://", "http://ada:hunter2@")
+    shell.run_line_magic("aml_connect", f"{password_uri} --experiment inspect")
+    text = repr(shell.run_line_magic("aml_workspace", ""))
+    assert "mlflow server tracking store" in text
+    assert "hunter2" not in text and "ada:***@127.0.0.1" in text
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        ("%aml_show nobody", "NotFound: no run 'nobody' (id or name) in the experiment"),
+        ("%aml_show slow --download nothing.txt", "NotFound: the run slow has no artifact "
+         "'nothing.txt'"),
+        ("%aml_compare slow", "InvalidInput: compare needs two runs or more"),
+        ("%aml_compare slow fast --metric accuracy", "NotFound: none of these runs has the "
+         "metric 'accuracy'"),
+        ("%aml_compare slow ghost", "NotFound: no run 'ghost'"),
+        ("%aml_compare", "UsageError: the following arguments are required: runs"),
+        ("%aml_show slow --colour red", "UsageError: unrecognized arguments: --colour"),
+    ],
+)
+def test_bad_input_is_one_line(two_runs, capsys, workdir, line, expected):
+    result = two_runs.run_cell(line)
+    assert not result.success
+    assert only_line(capsys).startswith(expected)
+    assert not (workdir / "nothing.txt").exists()
+
+
+def test_show_last_before_any_run_is_one_line(shell, capsys):
+    shell.run_line_magic("aml_connect", "--experiment inspect")
+    capsys.readouterr()
+    shell.run_cell("%aml_show")
+    assert only_line(capsys).startswith("InvalidInput: no run yet in this session")
