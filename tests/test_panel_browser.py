@@ -113,7 +113,7 @@ def test_the_panel_renders_and_is_driven_in_jupyterlab(tmp_path):
                 " && window.jupyterapp.shell.currentWidget.sessionContext.session.kernel")
             page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
             panel = page.locator(".mlmagic-panel")
-            expect(panel).to_be_visible()
+            expect(panel).to_be_visible(timeout=60_000)  # a kernel starting on a busy machine
             # opened on the embedded store's Default experiment: no runs there
             expect(panel.get_by_text("runs 0–0 of 0")).to_be_visible()
 
