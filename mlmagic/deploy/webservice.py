@@ -63,9 +63,7 @@ def deploy_service(model, name: str, connection, timeout: float, configure, *,
     notify(f"{target.upper()} web services are deprecated (Azure ML SDK v1, support ended "
            f"2026-06-30); --target {SUCCESSORS[target]} deploys to their successor.")
     core, WebserviceException = _azureml_core()
-    import azureml.core.webservice
-
-    configuration = configure(azureml.core.webservice)
+    configuration = configure(core.webservice)
     with _sdk_quiet(), tempfile.TemporaryDirectory() as folder:
         try:
             registered = core.Model(workspace.v1, name=model.name, version=int(version))
@@ -84,7 +82,7 @@ def deploy_service(model, name: str, connection, timeout: float, configure, *,
             raise MlmagicError(f"deploying {model} to {name} failed: {_reason(error)}") from None
     _wait_until_healthy(service, f"deploying {model} to {target.upper()} service {name}",
                         timeout, workspace, existed=existed)
-    _KEYS[name] = service.get_keys()[0] if service.auth_enabled else None
+    _KEYS[name] = _key(service)
     return _as_endpoint(service, workspace)
 
 
@@ -97,8 +95,7 @@ def status(endpoint: Endpoint) -> str:
 def predict(endpoint: Endpoint, frame) -> list:
     """Post a pandas DataFrame to the service in Azure ML's ``input_data`` form."""
     if endpoint.name not in _KEYS:
-        service = _existing_service(endpoint)
-        _KEYS[endpoint.name] = service.get_keys()[0] if service.auth_enabled else None
+        _KEYS[endpoint.name] = _key(_existing_service(endpoint))
     return post_input_data(endpoint, frame, _KEYS[endpoint.name])
 
 
@@ -148,6 +145,7 @@ def _azureml_core():
     try:
         import azureml.core
         import azureml.core.model
+        import azureml.core.webservice
         from azureml.exceptions import WebserviceException
     except ImportError:
         raise MissingExtra(INSTALL_V1) from None
@@ -181,6 +179,14 @@ def _service(workspace, name: str):
             return core.Webservice(workspace.v1, name=name)
     except WebserviceException:
         return None
+
+
+def _key(service) -> str | None:
+    """The service's primary key, or None when it takes requests without one."""
+    if not service.auth_enabled:
+        return None
+    with _sdk_quiet():
+        return service.get_keys()[0]
 
 
 def _existing_service(endpoint: Endpoint):
