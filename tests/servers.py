@@ -17,6 +17,16 @@ TRACKING_ENV = (
 )
 
 
+def stop_process_group(process: subprocess.Popen, timeout: float = 20) -> None:
+    """Stop a child started in a session of its own, with everything it started."""
+    os.killpg(process.pid, 15)
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, 9)
+        process.wait()
+
+
 def clean_environment(*more: str) -> dict[str, str]:
     """This process's environment without the tracking settings (MLflow writes its tracking
     URI there) and without the variables named in ``more``: for child processes."""
@@ -71,12 +81,7 @@ class MlflowServer:
         """Stop the server (and the workers it started)."""
         if self._process is None:
             return
-        os.killpg(self._process.pid, 15)
-        try:
-            self._process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(self._process.pid, 9)
-            self._process.wait()
+        stop_process_group(self._process)
         self._process = None
 
     def _wait_until_healthy(self, limit: float) -> None:

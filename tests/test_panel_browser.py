@@ -17,7 +17,7 @@ import nbformat
 import pytest
 from conftest import ENV_TO_CLEAR
 from mlflow import MlflowClient
-from servers import clean_environment, free_port
+from servers import clean_environment, free_port, stop_process_group
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
@@ -69,20 +69,8 @@ def _start_lab(root: Path, token: str) -> tuple[subprocess.Popen, str]:
                 return lab, base
         except OSError:
             time.sleep(0.3)
-    _stop(lab)
+    stop_process_group(lab)
     raise AssertionError(f"JupyterLab did not start:\n{(root.parent / 'lab.log').read_text()}")
-
-
-def _stop(process: subprocess.Popen) -> None:
-    import os
-    import signal
-
-    os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
 
 
 def test_the_panel_renders_and_is_driven_in_jupyterlab(tmp_path):
@@ -141,6 +129,6 @@ def test_the_panel_renders_and_is_driven_in_jupyterlab(tmp_path):
             panel.screenshot(path=str(shot))
             browser.close()
     finally:
-        _stop(lab)
+        stop_process_group(lab)
     ARTIFACTS.mkdir(exist_ok=True)
     shutil.copy(shot, ARTIFACTS / shot.name)
