@@ -102,6 +102,17 @@ class WorkspaceHandle:
                              auth=auth)
 
 
+def sdk_quiet(function):
+    """Decorate ``function`` so that the Azure SDKs' loggers stay quiet while it runs: their
+    polling dots and warnings stay out of the notebook, where mlmagic says what matters."""
+    @functools.wraps(function)
+    def quietly(*args, **kwargs):
+        with quiet_loggers(SDK_LOGGERS, logging.CRITICAL):
+            return function(*args, **kwargs)
+
+    return quietly
+
+
 def handles(uri: str) -> bool:
     """Azure ML tracking URIs, ``azureml://<region>.api.azureml.ms/mlflow/…/workspaces/NAME``."""
     return uri.lower().startswith("azureml://")

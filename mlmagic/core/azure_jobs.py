@@ -9,15 +9,14 @@ workspace; its output is the run's artifact ``user_logs/std_log.txt``.
 from __future__ import annotations
 
 import functools
-import logging
 import sys
 import tempfile
 import time
 import uuid
 from pathlib import Path
 
-from mlmagic.backends.azureml import SDK_LOGGERS
-from mlmagic.core.display import progress, quiet_loggers
+from mlmagic.backends.azureml import sdk_quiet
+from mlmagic.core.display import progress
 from mlmagic.core.remote import Job, log_folder
 from mlmagic.errors import ConnectionFailed, InvalidInput, NotFound
 
@@ -32,15 +31,6 @@ STATES = {
     "Finalizing": "RUNNING", "CancelRequested": "RUNNING", "Completed": "FINISHED",
     "Failed": "FAILED", "Canceled": "KILLED", "NotResponding": "FAILED",
 }
-
-
-def _sdk_quiet(function):
-    @functools.wraps(function)
-    def quietly(*args, **kwargs):
-        with quiet_loggers(SDK_LOGGERS, logging.CRITICAL):
-            return function(*args, **kwargs)
-
-    return quietly
 
 
 def submit(script: Path, arguments: list[str], connection, experiment_id: str, *,
@@ -69,7 +59,7 @@ def submit(script: Path, arguments: list[str], connection, experiment_id: str, *
     return job
 
 
-@_sdk_quiet
+@sdk_quiet
 def _check_compute(client, compute: str) -> None:
     from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 
@@ -104,7 +94,7 @@ def _environment(pip: list[str]):
                        description="mlmagic: mlflow and azureml-mlflow for a submitted script")
 
 
-@_sdk_quiet
+@sdk_quiet
 def _create(client, script: Path, arguments: list[str], job_name: str, display_name: str,
             experiment: str, compute: str, environment):
     import shlex
@@ -125,7 +115,7 @@ def _create(client, script: Path, arguments: list[str], job_name: str, display_n
                                ) from None
 
 
-@_sdk_quiet
+@sdk_quiet
 def _refresh(job: Job, client, connection, *, echo: bool, wait: bool) -> None:
     """Read the job's state and log; with ``wait``, until it ends (``echo``: show the log)."""
     shown = 0

@@ -7,17 +7,15 @@ and green; when it is ready the traffic moves to it and the old one is deleted.
 
 from __future__ import annotations
 
-import functools
 import json
-import logging
 import re
 import time
 import urllib.error
 import urllib.request
 from typing import Any
 
-from mlmagic.backends.azureml import SDK_LOGGERS
-from mlmagic.core.display import progress, quiet_loggers
+from mlmagic.backends.azureml import sdk_quiet
+from mlmagic.core.display import progress
 from mlmagic.deploy import Endpoint
 from mlmagic.errors import ConnectionFailed, InvalidInput, MlmagicError, NotFound
 
@@ -26,17 +24,6 @@ DEFAULT_TIMEOUT = 1800.0  # Azure takes minutes to provision
 DEFAULT_INSTANCE_TYPE = "Standard_DS3_v2"
 NAME_RULE = re.compile(r"[a-zA-Z][a-zA-Z0-9-]{1,30}[a-zA-Z0-9]")
 _KEYS: dict[str, str] = {}  # endpoint name -> its key, never shown
-
-
-def _sdk_quiet(function):
-    """azure-ai-ml logs its polling as warnings ('.', 'Done'): keep them out of the notebook,
-    where the progress line says the same."""
-    @functools.wraps(function)
-    def quietly(*args, **kwargs):
-        with quiet_loggers(SDK_LOGGERS, logging.CRITICAL):
-            return function(*args, **kwargs)
-
-    return quietly
 
 
 def deploy(model, name: str, *, timeout: float, connection, instance_type: str | None = None,
@@ -55,7 +42,7 @@ def deploy(model, name: str, *, timeout: float, connection, instance_type: str |
     )
 
 
-@_sdk_quiet
+@sdk_quiet
 def deploy_to(model, name: str, connection, timeout: float, *, target: str, new_endpoint,
               new_deployment) -> Endpoint:
     """The deployment steps that managed and Kubernetes online endpoints share."""
@@ -96,7 +83,7 @@ def deploy_to(model, name: str, connection, timeout: float, *, target: str, new_
     })
 
 
-@_sdk_quiet
+@sdk_quiet
 def status(endpoint: Endpoint) -> str:
     """The endpoint's provisioning state and its traffic, as Azure reports them."""
     try:
@@ -131,7 +118,7 @@ def post_input_data(endpoint: Endpoint, frame, key: str | None) -> list:
         raise ConnectionFailed(f"the endpoint {endpoint.name} does not answer ({error}).") from None
 
 
-@_sdk_quiet
+@sdk_quiet
 def delete(endpoint: Endpoint) -> None:
     """Delete the endpoint and its deployments from the workspace."""
     client = endpoint.details["workspace"].ml_client()
@@ -139,7 +126,7 @@ def delete(endpoint: Endpoint) -> None:
     _KEYS.pop(endpoint.name, None)
 
 
-@_sdk_quiet
+@sdk_quiet
 def delete_deployment(endpoint: Endpoint, deployment: str) -> None:
     """Delete one deployment of the endpoint; it must take no traffic."""
     client = endpoint.details["workspace"].ml_client()
@@ -154,14 +141,14 @@ def delete_deployment(endpoint: Endpoint, deployment: str) -> None:
     client.online_deployments.begin_delete(name=deployment, endpoint_name=endpoint.name).result()
 
 
-@_sdk_quiet
+@sdk_quiet
 def endpoints_in(workspace) -> list[Endpoint]:
     """The workspace's online endpoints (managed and Kubernetes), whoever made them."""
     client = workspace.ml_client()
     return [_as_endpoint(client, found, workspace) for found in client.online_endpoints.list()]
 
 
-@_sdk_quiet
+@sdk_quiet
 def endpoint_in(workspace, name: str) -> Endpoint | None:
     """The workspace's online endpoint ``name``, or None if there is none."""
     client = workspace.ml_client()
@@ -263,7 +250,7 @@ def _clean_up_failed(client, name: str, slot: str, *, created: bool) -> None:
         client.online_deployments.begin_delete(name=slot, endpoint_name=name).result()
 
 
-@_sdk_quiet
+@sdk_quiet
 def _key(endpoint: Endpoint) -> str:
     client = endpoint.details["workspace"].ml_client()
     try:
