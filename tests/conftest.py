@@ -56,10 +56,12 @@ def _reset_session() -> None:
 
 @pytest.fixture
 def shell():
-    """The real InteractiveShell with mlmagic freshly loaded (settings at their defaults)."""
+    """The real InteractiveShell with mlmagic freshly loaded (settings at their defaults) and
+    an empty namespace."""
     from IPython.core.interactiveshell import InteractiveShell
 
     ip = InteractiveShell.instance()
+    ip.reset(new_session=False)  # each test starts with an empty namespace
     ip.config.pop("MlMagic", None)  # %config in an earlier test is kept in the shell's config
     ip.run_line_magic("reload_ext", "mlmagic")
     ip.user_ns.pop("__vsc_ipynb_file__", None)
