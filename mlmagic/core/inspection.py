@@ -16,7 +16,7 @@ from mlmagic.core.connection import ensure_connected
 from mlmagic.core.display import Card, card, format_duration
 from mlmagic.core.secrets import redact_uri
 from mlmagic.core.sink import temporary_env
-from mlmagic.core.state import STATE
+from mlmagic.core.state import STATE, last_run_id
 from mlmagic.errors import InvalidInput, NotFound
 
 if TYPE_CHECKING:
@@ -38,10 +38,7 @@ def find_run(reference: str) -> Run:
     connection = ensure_connected()
     client = MlflowClient(tracking_uri=connection.tracking_uri)
     if reference == "last":
-        tracked = STATE.last_tracked
-        if tracked is None or tracked.run_id is None:
-            raise InvalidInput("no run yet in this session. Give a run id or a run name.")
-        reference = tracked.run_id
+        reference = last_run_id("Give a run id or a run name.")
     if _RUN_ID.match(reference):
         try:
             return client.get_run(reference)

@@ -14,7 +14,7 @@ from mlmagic.core.connection import ensure_connected
 from mlmagic.core.display import Card, card
 from mlmagic.core.search import stored_run
 from mlmagic.core.secrets import error_line
-from mlmagic.core.state import STATE
+from mlmagic.core.state import STATE, last_run_id
 from mlmagic.errors import InvalidInput, NotFound
 
 if TYPE_CHECKING:
@@ -68,7 +68,11 @@ def register(
         raise InvalidInput("the model name is empty. Example: %aml_register churn-model")
     connection = ensure_connected()
     client = MlflowClient(connection.tracking_uri)
-    source = resolve_model(uri).uri if uri else _logged_model_uri(client, _run_id(run), path)
+    if uri:
+        source = resolve_model(uri).uri
+    else:
+        run_id = last_run_id("Give --run RUN_ID or --uri URI.") if run == "last" else run
+        source = _logged_model_uri(client, run_id, path)
     version = _quietly_register(client, name.strip(), source, dict(tags or {}))
     if alias:
         client.set_registered_model_alias(version.name, alias, version.version)
@@ -174,17 +178,6 @@ def _versions(client, name: str) -> list:
     if not found:
         raise NotFound(f"no registered model named '{name}'. List them with %aml_models.")
     return found
-
-
-def _run_id(run: str) -> str:
-    if run != "last":
-        return run
-    tracked = STATE.last_tracked
-    if tracked is None:
-        raise InvalidInput("no tracked run yet in this session. Give --run RUN_ID or --uri URI.")
-    if tracked.run_id is None:
-        raise InvalidInput("the last run is in the offline journal. Register it after %aml_sync.")
-    return tracked.run_id
 
 
 def _logged_model_uri(client, run_id: str, path: str) -> str:

@@ -11,6 +11,7 @@ from pathlib import Path
 from mlmagic.backends import Backend
 from mlmagic.core.display import card
 from mlmagic.core.secrets import redact_uri
+from mlmagic.errors import InvalidInput
 
 
 @dataclass(frozen=True)
@@ -84,3 +85,15 @@ class State:
 
 
 STATE = State()
+
+
+def last_run_id(hint: str) -> str:
+    """The id of the session's last run (what "last" names), or a line saying why there is
+    none, ending with ``hint`` (what to give instead)."""
+    tracked = STATE.last_tracked
+    if tracked is None:
+        raise InvalidInput(f"no run yet in this session. {hint}")
+    if tracked.run_id is None:
+        raise InvalidInput("the last run is in the offline journal; it has an id after "
+                           "%aml_sync.")
+    return tracked.run_id
