@@ -12,11 +12,15 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import tomllib
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # Python 3.10: Databricks Runtime 13.3 and 14.3 LTS
+    import tomli as tomllib
 
 from mlmagic.errors import ConfigError
 
