@@ -39,9 +39,14 @@ class Settings:
     workspace: dict | None = None  # an Azure ML workspace, as the keys of its config.json
 
 
+def mlmagic_home() -> Path:
+    """The per-user folder of mlmagic, ``~/.mlmagic``: config, journal, leases, job logs."""
+    return Path.home() / ".mlmagic"
+
+
 def user_config_path() -> Path:
     """The per-user config file, ``~/.mlmagic/config.toml``."""
-    return Path.home() / ".mlmagic" / "config.toml"
+    return mlmagic_home() / "config.toml"
 
 
 def find_config(start: Path | None = None) -> tuple[Path, dict] | None:

@@ -25,6 +25,10 @@ class ConnectionFailed(MlmagicError):
     """A tracking backend that cannot be reached or refuses the credentials."""
 
 
+class PermissionDenied(ConnectionFailed):
+    """A store that refused the credentials (HTTP 401) or the permission (HTTP 403)."""
+
+
 class NotFound(MlmagicError, LookupError):
     """An experiment, run or model that does not exist."""
 

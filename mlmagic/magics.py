@@ -7,7 +7,9 @@ Settings are traitlets, so ``%config MlMagic.default_experiment = "churn"`` work
 from __future__ import annotations
 
 import ast
+import builtins
 import contextvars
+import keyword
 import re
 import threading
 from typing import TYPE_CHECKING, Any
@@ -74,37 +76,45 @@ class MlMagic(Magics):
         from mlmagic import core
 
         return core.connect(
-            args.uri, experiment=args.experiment, timeout=args.timeout or self.connect_timeout,
+            args.uri, experiment=args.experiment,
+            timeout=self.connect_timeout if args.timeout is None else args.timeout,
             workspace=args.workspace, subscription=args.subscription,
             resource_group=args.resource_group, config=args.config, auth=args.auth,
             client=self._variable(args.source) if args.source else None,
         )
 
+    @magic_arguments()
+    @argument("name", nargs="+", help="experiment name (the rest of the line)")
     @line_magic
     def aml_experiment(self, line: str) -> Connection:
         """Select the experiment of later runs, creating it if missing: %aml_experiment NAME."""
+        args = self._parse(self.aml_experiment, line, "%aml_experiment")
         from mlmagic import core
 
-        return core.set_experiment(line)
+        return core.set_experiment(" ".join(args.name))
 
+    @magic_arguments()
     @line_magic
     def aml_status(self, line: str) -> Connection | Card:
         """Show the current connection: backend, tracking URI, experiment, UI link."""
+        self._parse(self.aml_status, line, "%aml_status")
         from mlmagic import core
 
         return core.status()
 
+    @magic_arguments()
     @line_magic
     def aml_sync(self, line: str) -> SyncReport:
         """Send the runs kept in the offline journal (while the server was away) to it."""
+        self._parse(self.aml_sync, line, "%aml_sync")
         from mlmagic import core
 
         return core.sync()
 
     @magic_arguments()
     @argument("name", help="registered model name (a new version is added)")
-    @argument("--run", default="last", help="run id, or 'last' (the last tracked cell)")
-    @argument("--path", default="model", help="the model's name in the run (default: model)")
+    @argument("--run", help="run id, or 'last' (default: the last tracked cell)")
+    @argument("--path", help="the model's name in the run (default: model)")
     @argument("--uri", help="a model URI instead of a run (runs:/…, models:/…)")
     @argument("--alias", help="set this alias on the new version, e.g. champion")
     @argument("-t", "--tag", action="append", default=[], metavar="KEY=VALUE",
@@ -113,20 +123,25 @@ class MlMagic(Magics):
     def aml_register(self, line: str) -> Card:
         """Register a model as a new version: %aml_register NAME [--run last] [--alias A]."""
         args = self._parse(self.aml_register, line, "%aml_register")
+        for given in ("run", "path"):
+            self._exclusive(args, "uri", given, "%aml_register")
         from mlmagic import core
 
         version = core.register(
-            args.name, run=args.run, path=args.path, uri=args.uri, alias=args.alias,
+            args.name, run=args.run, path=args.path or "model", uri=args.uri, alias=args.alias,
             tags=_pairs(args.tag, "--tag"),
         )
         return core.version_summary(version)
 
+    @magic_arguments()
+    @argument("name", nargs="?", help="a registered model: list its versions")
     @line_magic
     def aml_models(self, line: str) -> pd.DataFrame:
         """Registered models as a DataFrame, or one model's versions: %aml_models [NAME]."""
+        args = self._parse(self.aml_models, line, "%aml_models")
         from mlmagic import core
 
-        return core.models(line.strip() or None)
+        return core.models(args.name)
 
     @magic_arguments()
     @argument("model", help="NAME, NAME:VERSION, NAME@ALIAS or a model URI")
@@ -169,9 +184,11 @@ class MlMagic(Magics):
         )
         return core.endpoint_summary(endpoint)
 
+    @magic_arguments()
     @line_magic
     def aml_endpoints(self, line: str) -> pd.DataFrame:
         """The endpoints this session started, with their state."""
+        self._parse(self.aml_endpoints, line, "%aml_endpoints")
         from mlmagic import core
 
         return core.endpoints()
@@ -202,12 +219,13 @@ class MlMagic(Magics):
         args = self._parse(self.aml_score, line, "%aml_score")
         from mlmagic import core
 
+        output = self._checked_output(args.output)
         data = self._variable(args.input) if args.input else None
         scored = core.score(
             args.model, data, table=args.table, spark=args.spark, result_type=args.result_type
         )
-        if args.output:
-            self.shell.user_ns[args.output] = scored
+        if output:
+            self.shell.user_ns[output] = scored
             return None
         return scored
 
@@ -223,10 +241,12 @@ class MlMagic(Magics):
 
         core.undeploy(args.name, deployment=args.deployment)
 
+    @magic_arguments()
     @line_magic
     def aml_panel(self, line: str):
         """One widget for the whole lifecycle: connection, runs (table, metric charts),
         models (register, aliases) and deployment; a text summary where widgets can't show."""
+        self._parse(self.aml_panel, line, "%aml_panel")
         from mlmagic.panel import panel
 
         return panel(self.shell.user_ns)
@@ -262,6 +282,7 @@ class MlMagic(Magics):
             autolog=args.autolog,
             nested=args.nested,
             quiet=self.show_summary,
+            register=args.register,
         )
         code, last_expression = self._compile(cell)
         live = _LiveSummary(self.live_interval) if self._shows_live_summary() else None
@@ -279,8 +300,9 @@ class MlMagic(Magics):
                 live.stop()
             if started and self.show_summary:
                 self._show_last_run(live)
-        if args.register:
-            display(core.version_summary(core.register(args.register, path=None)))
+        registered = core.last_registered()
+        if args.register and registered is not None:
+            display(core.version_summary(registered))
         return value
 
     @magic_arguments()
@@ -328,26 +350,31 @@ class MlMagic(Magics):
             compute=args.compute, environment=args.environment, pip=args.pip, wait=args.wait,
         )
 
+    @magic_arguments()
+    @argument("name", nargs="?", help="one job: its state and log")
     @line_magic
     def aml_jobs(self, line: str):
         """The submitted jobs with their state and log tail: %aml_jobs; one job: %aml_jobs NAME."""
+        args = self._parse(self.aml_jobs, line, "%aml_jobs")
         from mlmagic import core
 
-        return core.job(_unquote(line.strip())) if line.strip() else core.jobs()
+        return core.job(args.name) if args.name is not None else core.jobs()
 
     @magic_arguments()
     @argument("run", nargs="?", default="last", help="last (default), a run id or a run name")
     @argument("--download", metavar="PATH", help="download this artifact of the run")
-    @argument("--to", default=".", metavar="FOLDER", help="where --download puts it (default: .)")
+    @argument("--to", metavar="FOLDER", help="where --download puts it (default: .)")
     @line_magic
     def aml_show(self, line: str):
         """A run's params, latest metrics, tags, artifacts and link: %aml_show [RUN];
         %aml_show RUN --download model/MLmodel fetches an artifact."""
         args = self._parse(self.aml_show, line, "%aml_show")
+        if args.to is not None and args.download is None:
+            raise InvalidInput("%aml_show: --to goes with --download PATH.")
         from mlmagic import core
 
         if args.download:
-            return core.download_artifact(args.run, args.download, args.to)
+            return core.download_artifact(args.run, args.download, args.to or ".")
         return core.show(args.run)
 
     @magic_arguments()
@@ -362,9 +389,11 @@ class MlMagic(Magics):
 
         return core.compare(args.runs, metric=args.metric)
 
+    @magic_arguments()
     @line_magic
     def aml_workspace(self, line: str) -> Card:
         """The workspace (or store) in use: name, region, resource group, tracking URI, link."""
+        self._parse(self.aml_workspace, line, "%aml_workspace")
         from mlmagic import core
 
         return core.workspace()
@@ -393,9 +422,21 @@ class MlMagic(Magics):
         return path
 
     def _variable(self, name: str):
+        if not name.isidentifier():
+            raise InvalidInput(f"'{name}' is not a variable name. Example: df")
         if name not in self.shell.user_ns:
             raise InvalidInput(f"there is no variable '{name}' in the notebook.")
         return self.shell.user_ns[name]
+
+    def _checked_output(self, name: str | None) -> str | None:
+        """A variable name the magic may assign: not a keyword, a builtin or a dunder."""
+        if name is None:
+            return None
+        if (not name.isidentifier() or keyword.iskeyword(name) or hasattr(builtins, name)
+                or (name.startswith("__") and name.endswith("__"))):
+            raise InvalidInput(f"'{name}' cannot hold the result: give a variable name that "
+                               "is not a Python keyword or builtin, e.g. scored.")
+        return name
 
     @observe("default_experiment")
     def _share_default_experiment(self, change) -> None:
@@ -403,16 +444,28 @@ class MlMagic(Magics):
 
         STATE.default_experiment = change.new
 
+    def _exclusive(self, args, first: str, second: str, shown_name: str) -> None:
+        """Refuse a line that gives two options that exclude each other."""
+        if getattr(args, first) is not None and getattr(args, second) is not None:
+            flags = [f"--{name.replace('_', '-')}" for name in (first, second)]
+            raise InvalidInput(f"{shown_name}: {flags[1]} does not go with {flags[0]}.")
+
     def _parse(self, magic, line: str, shown_name: str):
+        """The one way a magic reads its line: IPython's splitting and argparse, every
+        failure one line, quotes taken off, and no blank values."""
         try:
             args = parse_argstring(magic, line)
         except UsageError as error:
             raise UsageError(f"{error}. See {shown_name}? for the options.") from None
+        except ValueError:  # shlex: an open quote
+            raise InvalidInput(f"{shown_name}: a quote is not closed in: {line.strip()[:120]}"
+                               ) from None
         for name, value in vars(args).items():
             if isinstance(value, str):
                 setattr(args, name, _unquote(value))
             elif isinstance(value, list):
                 setattr(args, name, [_unquote(v) if isinstance(v, str) else v for v in value])
+            _refuse_blank(magic.parser, name, getattr(args, name), shown_name)
         return args
 
     def _compile(self, cell: str):
@@ -482,11 +535,15 @@ def _pairs(pairs: list[str], option: str) -> dict[str, str]:
     parsed = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
-        if not sep or not key.strip():
+        key, value = key.strip(), value.strip()
+        if not sep or not key:
             raise InvalidInput(
                 f"{option} expects KEY=VALUE, got '{pair}'. Example: {option} lr=0.1"
             )
-        parsed[key.strip()] = value.strip()
+        if parsed.get(key, value) != value:
+            raise InvalidInput(f"{option} {key} is given twice, as '{parsed[key]}' and "
+                               f"'{value}'.")
+        parsed[key] = value
     return parsed
 
 
@@ -498,6 +555,14 @@ def _variable_names(text: str) -> list[str]:
             f"--capture expects variable names, got {bad}. Example: --capture acc,loss"
         )
     return names
+
+
+def _refuse_blank(parser, dest: str, value, shown_name: str) -> None:
+    action = next(a for a in parser._actions if a.dest == dest)
+    values = value if isinstance(value, list) else [value]
+    if value != action.default and any(isinstance(v, str) and not v.strip() for v in values):
+        flag = max(action.option_strings, key=len) if action.option_strings else dest.upper()
+        raise InvalidInput(f"{shown_name}: {flag} is empty. See {shown_name}? for the options.")
 
 
 def _unquote(value: str) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 
@@ -50,7 +51,12 @@ def _reset_session() -> None:
     leftover = mlflow.active_run()
     while mlflow.active_run():
         mlflow.end_run()
-    STATE.connection = STATE.default_experiment = STATE.last_tracked = None
+    STATE.connection = STATE.default_experiment = STATE.last_tracked = STATE.refused = None
+    for name, written in STATE.env_written.items():  # what connections wrote, taken back
+        if os.environ.get(name) == written:
+            os.environ.pop(name)
+    STATE.env_written.clear()
+    STATE.env_of_user.clear()
     assert leftover is None, f"a test left the run {leftover.info.run_id} active"
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 import shutil
 import socket
@@ -100,3 +102,71 @@ class MlflowServer:
 
     def _log_tail(self) -> str:
         return (self.root / "server.log").read_text()[-3000:]
+
+
+class BasicAuthMlflowServer(MlflowServer):
+    """`mlflow server --app-name basic-auth` (MLflow's own basic-auth app; it needs Flask-WTF,
+    i.e. ``mlflow[auth]``) with its user store in ``root`` too. Every user but the admin gets
+    ``default_permission`` on what others create: READ makes a user made by ``create_user``
+    read-only there (MLflow still lets any user create experiments and registered models)."""
+
+    def __init__(
+        self, root: Path, port: int | None = None, default_permission: str = "READ",
+        admin: tuple[str, str] = ("admin", "admin-password-1234"),
+    ) -> None:
+        super().__init__(root, port)
+        self.default_permission = default_permission
+        self.admin = admin
+
+    def start(self, limit: float = 180) -> BasicAuthMlflowServer:
+        """Write the auth ini into ``root``, start the server and wait for its health check."""
+        config = self.root / "basic_auth.ini"
+        config.write_text(
+            "[mlflow]\n"
+            f"default_permission = {self.default_permission}\n"
+            f"database_uri = sqlite:///{self.root / 'auth.db'}\n"
+            f"admin_username = {self.admin[0]}\n"
+            f"admin_password = {self.admin[1]}\n"
+            "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
+            # Remember good passwords for a minute: else each request spends ~0.3 s hashing.
+            "auth_cache_ttl_seconds = 60\n"
+        )
+        env = clean_environment("MLFLOW_ENABLE_WORKSPACES")
+        env["MLFLOW_AUTH_CONFIG_PATH"] = str(config)
+        # The app refuses to start without a secret key (for the CSRF of its sign-up page).
+        env["MLFLOW_FLASK_SERVER_SECRET_KEY"] = "mlmagic-tests-only"
+        log = (self.root / "server.log").open("a")
+        command = [
+            shutil.which("mlflow") or "mlflow", "server", "--app-name", "basic-auth",
+            "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1",
+            "--backend-store-uri", f"sqlite:///{self.root / 'server.db'}",
+            "--artifacts-destination", str(self.root / "artifacts"),
+        ]
+        self._process = subprocess.Popen(
+            command, stdout=log, stderr=subprocess.STDOUT, cwd=self.root, env=env,
+            start_new_session=True,
+        )
+        log.close()
+        self._wait_until_healthy(limit)
+        return self
+
+    def create_user(self, name: str, password: str) -> None:
+        """Create a (non-admin) user through the admin REST API."""
+        request = urllib.request.Request(
+            f"{self.url}/api/2.0/mlflow/users/create", method="POST",
+            data=json.dumps({"username": name, "password": password}).encode(),
+            headers={"Content-Type": "application/json",
+                     "Authorization": basic_authorization(*self.admin)},
+        )
+        with urllib.request.urlopen(request, timeout=30):
+            pass
+
+    def environment(self, name: str, password: str) -> dict[str, str]:
+        """The variables that make MLflow's client talk to this server as this user."""
+        return {"MLFLOW_TRACKING_URI": self.url, "MLFLOW_TRACKING_USERNAME": name,
+                "MLFLOW_TRACKING_PASSWORD": password}
+
+
+def basic_authorization(name: str, password: str) -> str:
+    """An HTTP ``Authorization`` header value for basic auth."""
+    return "Basic " + base64.b64encode(f"{name}:{password}".encode()).decode()

@@ -77,7 +77,8 @@ def test_the_workspace_tracking_uri_itself_connects_too(shell, azure, monkeypatc
     assert not shell.run_cell(f"%aml_connect {uri} --auth cli").success
     assert "cannot sign in to Azure" in only_line(capsys)
     assert shell.run_line_magic("aml_connect", uri).backend.name == "azure ml"
-    STATE.connection = STATE.env_uri_written = None  # a new session, the variable set by hand
+    STATE.connection = None  # a new session, the variable set by hand
+    STATE.env_written.clear()
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     connection = shell.run_line_magic("aml_connect", "")
     assert connection.backend.name == "azure ml" and connection.origin == "MLFLOW_TRACKING_URI"

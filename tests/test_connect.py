@@ -3,6 +3,7 @@ the resolution order, and clear one-line errors that change nothing."""
 
 from __future__ import annotations
 
+import os
 import socket
 import time
 from pathlib import Path
@@ -113,15 +114,17 @@ def test_credentials_in_the_uri_are_never_shown(shell, mlflow_server, capsys):
     connection = shell.run_line_magic("aml_connect", secret_uri)
     shell.run_cell("%aml_status")
     shown = capsys.readouterr().out + repr(connection) + connection._repr_html_()
-    assert "alice:***@" in shown
+    assert f"tracking URI  {mlflow_server}\n" in shown and "user          alice" in shown
     assert "hunter2" not in shown
+    assert mlflow.get_tracking_uri() == mlflow_server  # the password went to the environment
+    assert os.environ["MLFLOW_TRACKING_PASSWORD"] == "hunter2"
 
     dead = f"http://alice:hunter2@127.0.0.1:{free_port()}"
     shell.run_cell(f"%aml_connect {dead}")
     assert "hunter2" not in only_line(capsys)
 
 
-def test_dead_server_is_one_line_and_keeps_the_previous_connection(shell, capsys):
+def test_dead_server_is_one_line_and_nothing_is_tracked_until_a_connect_works(shell, capsys):
     before = shell.run_line_magic("aml_connect", "--experiment kept")
     capsys.readouterr()
     started = time.monotonic()
@@ -134,6 +137,16 @@ def test_dead_server_is_one_line_and_keeps_the_previous_connection(shell, capsys
     assert STATE.connection == before
     assert mlflow.get_tracking_uri() == before.tracking_uri
     assert mlflow.MlflowClient().get_experiment_by_name("lost") is None
+    runs_before = len(mlflow.search_runs(experiment_ids=[before.experiment_id]))
+
+    # the cell does not silently track into the previous (or the default) store
+    tracked = shell.run_cell("%%track\ncell_ran = True")
+    assert not tracked.success and "cell_ran" not in shell.user_ns
+    assert "the last connect failed" in only_line(capsys)
+    assert len(mlflow.search_runs(experiment_ids=[before.experiment_id])) == runs_before
+    assert "the last connect failed" in repr(shell.run_line_magic("aml_status", ""))
+    shell.run_line_magic("aml_connect", "--experiment kept")
+    assert shell.run_cell("%%track\ncell_ran = True").success
 
 
 def test_server_that_never_answers_is_reported_within_ten_seconds(shell, capsys):
@@ -154,7 +167,8 @@ def test_server_that_never_answers_is_reported_within_ten_seconds(shell, capsys)
         ("%aml_connect foo://bar", "InvalidInput: 'foo://bar' is not a tracking URI"),
         ("%aml_connect --bogus", "UsageError: unrecognized arguments: --bogus"),
         ("%aml_connect --experiment", "UsageError: argument -e/--experiment: expected one"),
-        ("%aml_experiment", "InvalidInput: the experiment name is empty"),
+        ("%aml_experiment", "UsageError: the following arguments are required: name"),
+        ("%aml_experiment --name x", "UsageError: unrecognized arguments: --name"),
     ],
 )
 def test_bad_input_is_one_clear_line(shell, capsys, line, expected):

@@ -76,15 +76,15 @@ def test_capture_logs_numbers_as_metrics_and_scalars_as_params_but_never_secrets
     assert "hunter2" not in str(run.data) and "k-123" not in str(run.data)
 
 
-def test_secret_looking_params_and_tags_are_skipped(connected, capsys):
+def test_secret_looking_params_and_tags_are_masked(connected, capsys):
     line = "%%track --param storage_token=abc --param depth=4 --tag client_secret=xyz\npass"
     assert connected.run_cell(line).success
     run = mlmagic.last_run()
-    assert run.data.params == {"depth": "4"}
-    assert "client_secret" not in run.data.tags
+    assert run.data.params == {"depth": "4", "storage_token": "***"}
+    assert run.data.tags["client_secret"] == "***"
     notes = capsys.readouterr().err
-    assert "the param 'storage_token' looks like a secret" in notes
-    assert "the tag 'client_secret' looks like a secret" in notes
+    assert "the param 'storage_token' looks like a secret; it is logged as ***." in notes
+    assert "the tag 'client_secret' looks like a secret; it is logged as ***." in notes
 
 
 def test_failing_cell_reraises_the_users_exception_and_closes_the_run_failed(connected, capsys):

@@ -245,7 +245,7 @@ def _look_up(ref: WorkspaceRef, token_credential: Any, timeout: float):
     except ClientAuthenticationError:
         raise ConnectionFailed(NO_SIGN_IN) from None
     except ServiceRequestError as error:
-        from mlmagic.backends.server import network_failure
+        from mlmagic.core.failures import network_failure
 
         raise ConnectionFailed(
             f"cannot reach Azure Resource Manager ({network_failure(error) or 'no answer'}). "

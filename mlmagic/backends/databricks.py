@@ -6,6 +6,7 @@ from functools import partial
 
 from mlmagic.backends import Backend
 from mlmagic.backends.server import probe_rest_api
+from mlmagic.core.failures import credential_advice
 from mlmagic.errors import ConnectionFailed
 
 
@@ -25,7 +26,7 @@ def open(uri: str, timeout: float) -> Backend:
             f"no Databricks credentials found for '{uri}'. Set DATABRICKS_HOST and "
             "DATABRICKS_TOKEN, or add a profile to ~/.databrickscfg."
         ) from None
-    probe_rest_api(host_creds, host_creds.host, timeout)
+    probe_rest_api(host_creds, host_creds.host, timeout, credential_advice(uri))
     return Backend(
         "databricks", uri, ui_url=host_creds.host,
         host_creds=partial(get_databricks_host_creds, uri),

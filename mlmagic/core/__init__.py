@@ -35,6 +35,7 @@ _EXPORTS = {
     "version_summary": "registry",
     "last_run": "tracking",
     "last_run_summary": "tracking",
+    "last_registered": "tracking",
     "log_variables": "tracking",
     "run_summary": "tracking",
     "running_summary": "tracking",

@@ -18,6 +18,7 @@ from pathlib import Path
 from mlmagic.backends.azureml import sdk_quiet
 from mlmagic.core.display import progress
 from mlmagic.core.remote import Job, log_folder
+from mlmagic.core.secrets import scrub
 from mlmagic.errors import ConnectionFailed, InvalidInput, NotFound
 
 BASE_IMAGE = "mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu22.04:latest"
@@ -153,7 +154,7 @@ def _read_log(job: Job, connection) -> None:
             return
         with tempfile.TemporaryDirectory() as folder:
             local = client.download_artifacts(job.run_id, LOG_ARTIFACT, folder)
-            job.log_path.write_text(Path(local).read_text(encoding="utf-8", errors="replace"),
-                                    encoding="utf-8")
+            text = Path(local).read_text(encoding="utf-8", errors="replace")
+            job.log_path.write_text(scrub(text, connection.tracking_uri), encoding="utf-8")
     except MlflowException:
         return

@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import os
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 from mlmagic.backends import open_backend
-from mlmagic.backends.server import network_failure
 from mlmagic.config import Settings, read_workspace_config, resolve_settings
+from mlmagic.core.checks import checked_experiment_name, checked_timeout
 from mlmagic.core.display import Card, card, notify
+from mlmagic.core.failures import DEFAULT_TIMEOUT, explain, interactive, network_failure
 from mlmagic.core.journal import SyncReport, pending, sync_journals
-from mlmagic.core.secrets import error_line, redact_uri
+from mlmagic.core.secrets import error_line, redact_uri, split_credentials
+from mlmagic.core.sink import SHORT_RETRIES, temporary_env
 from mlmagic.core.state import STATE, Connection
-from mlmagic.errors import ConnectionFailed, InvalidInput, NotFound
+from mlmagic.errors import ConnectionFailed, InvalidInput, MlmagicError, NotFound
 
-DEFAULT_TIMEOUT = 8.0
 DEFAULT_EXPERIMENT = "Default"
 URI_VARIABLE = "MLFLOW_TRACKING_URI"
 
@@ -29,6 +32,7 @@ def embedded_uri(folder: Path | None = None) -> str:
     return f"sqlite:///{(folder or Path.cwd()).resolve() / 'mlflow.db'}"
 
 
+@interactive
 def connect(
     uri: str | None = None,
     *,
@@ -49,40 +53,121 @@ def connect(
     (default: azure-identity's default chain). With none of these: ``MLMAGIC_TRACKING_URI``,
     ``MLFLOW_TRACKING_URI``, the config file, a workspace ``config.json`` nearby, then the
     embedded default. The experiment: ``experiment``, the config file's, then
-    ``MLFLOW_EXPERIMENT_NAME``, the session's default, then "Default". A backend that cannot
-    be used raises before anything changes.
+    ``MLFLOW_EXPERIMENT_NAME``, the session's default, then "Default".
+
+    A malformed call raises before anything changes. A backend that cannot be used raises
+    too, and then nothing is tracked (anywhere) until a connect succeeds. A user name and
+    password in an HTTP(S) URI are moved to ``MLFLOW_TRACKING_USERNAME`` and
+    ``MLFLOW_TRACKING_PASSWORD``, so the URI MLflow (and every output) sees holds none.
     """
-    workspace_given = (workspace, subscription, resource_group, config, client) != (None,) * 5
-    if uri is not None and workspace_given:
-        raise InvalidInput("give a tracking URI or an Azure ML workspace, not both.")
-    if workspace_given:
-        settings = _workspace_settings(workspace, subscription, resource_group, config, client)
-    elif uri is None:
-        settings = resolve_settings(environ=_user_environment())
-    else:
-        settings = Settings(uri.strip(), origin="argument")
-    if settings.tracking_uri == "":
-        raise InvalidInput("the tracking URI is empty. Give a URI, or nothing for the default.")
-    backend = _open(settings, auth or settings.options.get("auth") or "default", client, timeout)
-    name = _checked_name(
+    timeout = checked_timeout(timeout)
+    settings = _settings(uri, workspace, subscription, resource_group, config, client)
+    name = checked_experiment_name(
         experiment
         or settings.experiment
         or os.environ.get("MLFLOW_EXPERIMENT_NAME")
         or STATE.default_experiment
         or DEFAULT_EXPERIMENT
     )
-    experiment_id = _experiment_id(backend.tracking_uri, name, create=True)
+    tracking_uri, credentials = _credentials_apart(settings.tracking_uri)
+    try:
+        with temporary_env(credentials):
+            backend = _open(settings, auth or settings.options.get("auth") or "default",
+                            client, timeout)
+            experiment_id = _experiment_id(backend.tracking_uri, name, create=True)
+    except InvalidInput:
+        raise
+    except MlmagicError as error:
+        STATE.refused = str(error)
+        raise
+    except Exception as error:
+        STATE.refused = error_line(error, settings.tracking_uri or "")
+        raise explain(error, tracking_uri or "") or error from None
+    users_own = _user_environment()
+    _write_environment(credentials, users_own)
 
     import mlflow
 
-    users_own = _user_environment().get(URI_VARIABLE)
     mlflow.set_tracking_uri(backend.tracking_uri)
-    STATE.env_uri_written, STATE.env_uri_of_user = os.environ.get(URI_VARIABLE), users_own
+    if os.environ.get(URI_VARIABLE) == backend.tracking_uri:  # MLflow wrote it for children
+        _write_environment({URI_VARIABLE: backend.tracking_uri}, users_own, already_set=True)
     mlflow.set_experiment(experiment_id=experiment_id)
-    STATE.connection = Connection(backend, name, experiment_id, settings.origin)
-    if pending(backend.tracking_uri):
-        notify(repr(sync()))
+    STATE.connection = Connection(backend, name, experiment_id, settings.origin, timeout)
+    STATE.refused = None
+    _clean_up_after_dead_sessions(backend.tracking_uri)
     return STATE.connection
+
+
+def _settings(uri, workspace, subscription, resource_group, config, client) -> Settings:
+    """Where to connect, checked before anything is tried."""
+    workspace_given = any(v is not None for v in (workspace, subscription, resource_group,
+                                                   config, client))
+    if uri is not None and workspace_given:
+        raise InvalidInput("give a tracking URI or an Azure ML workspace, not both.")
+    if workspace_given:
+        return _workspace_settings(workspace, subscription, resource_group, config, client)
+    if uri is None:
+        settings = resolve_settings(environ=_user_environment())
+        if settings.tracking_uri is not None:
+            _checked_uri(settings.tracking_uri)
+        return settings
+    return Settings(_checked_uri(uri), origin="argument")
+
+
+def _checked_uri(uri: str) -> str:
+    """A tracking URI that can be tried: well formed, with a host where it needs one, and a
+    path that exists where a local store is named by a bare path."""
+    uri = uri.strip()
+    if not uri:
+        raise InvalidInput("the tracking URI is empty. Give a URI, or nothing for the default.")
+    try:
+        parts = urlsplit(uri)
+        parts.port  # noqa: B018 - raises for a port that is not a number from 0 to 65535
+    except ValueError as error:
+        raise InvalidInput(f"'{redact_uri(uri)}' is not a valid URI ({error}). Example: "
+                           "http://127.0.0.1:5000") from None
+    scheme = parts.scheme.lower()
+    if scheme in ("http", "https") and not parts.hostname:
+        raise InvalidInput(f"'{redact_uri(uri)}' names no host. Example: http://127.0.0.1:5000")
+    if scheme == "sqlite":
+        path = Path(unquote(parts.path))
+        if not parts.path.strip("/") or not path.parent.is_dir():
+            raise InvalidInput(f"'{uri}' names no SQLite file in an existing folder. Example: "
+                               "sqlite:///runs/mlflow.db (three slashes, then the path).")
+    if not scheme and not Path(uri).expanduser().is_dir():
+        raise InvalidInput(f"'{uri}' is neither a tracking URI nor an existing folder. Use "
+                           "http(s)://host:port, sqlite:///path/to/mlflow.db, databricks, or "
+                           "nothing for the embedded default.")
+    return uri
+
+
+def _credentials_apart(uri: str | None) -> tuple[str | None, dict[str, str]]:
+    """The URI without user-info, and the MLflow variables that carry it instead."""
+    if uri is None:
+        return None, {}
+    clean, user, password = split_credentials(uri)
+    variables = {"MLFLOW_TRACKING_USERNAME": user, "MLFLOW_TRACKING_PASSWORD": password}
+    return clean, {name: value for name, value in variables.items() if value}
+
+
+def _clean_up_after_dead_sessions(tracking_uri: str) -> None:
+    """End the runs and stop the endpoints that sessions which died left behind, then send
+    the journals they (or this session) kept for this store. Never fails the connect."""
+    from mlmagic.core.leases import end_orphaned_runs, stop_orphaned_endpoints
+
+    for step in (partial(end_orphaned_runs, tracking_uri), stop_orphaned_endpoints):
+        try:
+            step()
+        except Exception as error:
+            notify(f"could not clean up after a session that died: {error_line(error)}")
+    if pending(tracking_uri):
+        try:
+            report = sync()
+        except Exception as error:
+            notify(f"the offline journal was not sent: {error_line(error)}")
+            return
+        if report.runs or report.waiting:
+            notify(repr(report))
 
 
 def _workspace_settings(workspace, subscription, resource_group, config, client) -> Settings:
@@ -110,7 +195,7 @@ def _workspace_settings(workspace, subscription, resource_group, config, client)
 def _open(settings: Settings, auth: str, client: object | None, timeout: float):
     from mlmagic.backends import azureml
 
-    uri = settings.tracking_uri or embedded_uri()
+    uri = _credentials_apart(settings.tracking_uri)[0] or embedded_uri()
     workspace = settings.workspace or (azureml.workspace_of_uri(uri)
                                        if azureml.handles(uri) else None)
     if workspace is None:
@@ -120,11 +205,11 @@ def _open(settings: Settings, auth: str, client: object | None, timeout: float):
     return azureml.open_workspace(ref, credential, timeout)
 
 
+@interactive
 def sync() -> SyncReport:
-    """Send the runs kept in the offline journal to the current store, each exactly once."""
+    """Send the runs kept in the offline journal to the current store, each exactly once.
+    Runs another live session still tracks offline wait for it to end them."""
     connection = ensure_connected()
-    from mlmagic.core.sink import SHORT_RETRIES, temporary_env
-
     try:
         with temporary_env({**SHORT_RETRIES, "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true"}):
             report, run_ids = sync_journals(connection.tracking_uri)
@@ -148,16 +233,22 @@ def current_connection() -> Connection | None:
 
 
 def ensure_connected() -> Connection:
-    """The connection in use; connect with the defaults if there is none."""
+    """The connection in use; connect with the defaults if there is none. After a connect
+    that failed, ConnectionFailed until one succeeds: nothing goes somewhere else."""
+    if STATE.refused is not None:
+        raise ConnectionFailed(f"the last connect failed ({STATE.refused}), so nothing is "
+                               "tracked or read until %aml_connect succeeds.")
     return STATE.connection or connect()
 
 
+@interactive
 def set_experiment(name: str) -> Connection:
     """Make ``name`` the experiment of later runs, creating it if it does not exist."""
-    name = _checked_name(name)
+    name = checked_experiment_name(name)
     connection = STATE.connection
-    if connection is None:
+    if connection is None and STATE.refused is None:
         return connect(experiment=name)
+    connection = ensure_connected()
     experiment_id = _experiment_id(connection.tracking_uri, name, create=True)
 
     import mlflow
@@ -169,6 +260,12 @@ def set_experiment(name: str) -> Connection:
 
 def status() -> Connection | Card:
     """A summary of the current connection (or a note saying there is none)."""
+    if STATE.refused is not None:
+        return card(
+            "mlmagic: the last connect failed",
+            ("why", STATE.refused),
+            ("next", "%aml_connect again; nothing is tracked until a connect succeeds"),
+        )
     if STATE.connection is None:
         return card(
             "mlmagic: not connected",
@@ -179,18 +276,39 @@ def status() -> Connection | Card:
 
 def experiment_id_of(name: str, *, create: bool = False) -> str:
     """The id of the experiment ``name`` in the current store; NotFound unless ``create``."""
-    return _experiment_id(ensure_connected().tracking_uri, _checked_name(name), create=create)
+    name = checked_experiment_name(name)
+    return _experiment_id(ensure_connected().tracking_uri, name, create=create)
 
 
 def _user_environment() -> dict[str, str]:
-    """The environment as the user set it: without the MLFLOW_TRACKING_URI that MLflow wrote
-    for us on the last connect."""
+    """The environment as the user set it: without what earlier connects wrote there."""
     environ = dict(os.environ)
-    if STATE.env_uri_written and environ.get(URI_VARIABLE) == STATE.env_uri_written:
-        environ.pop(URI_VARIABLE)
-        if STATE.env_uri_of_user:
-            environ[URI_VARIABLE] = STATE.env_uri_of_user
+    for name, written in STATE.env_written.items():
+        if environ.get(name) == written:
+            environ.pop(name)
+            if STATE.env_of_user.get(name) is not None:
+                environ[name] = STATE.env_of_user[name]
     return environ
+
+
+def _write_environment(values: dict[str, str], users_own: dict[str, str], *,
+                       already_set: bool = False) -> None:
+    """Write ``values`` into the environment (for MLflow and child processes), remembering
+    the user's own values (``users_own``, read before this connect changed anything); what
+    an earlier connect wrote and this one does not is taken back. ``already_set``: MLflow
+    wrote them itself."""
+    names = set(values) if already_set else set(values) | {
+        n for n in STATE.env_written if n != URI_VARIABLE}
+    for name in names:
+        STATE.env_of_user[name] = users_own.get(name)
+        if name in values:
+            os.environ[name] = STATE.env_written[name] = values[name]
+        else:
+            STATE.env_written.pop(name, None)
+            if users_own.get(name) is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = users_own[name]
 
 
 def _experiment_id(tracking_uri: str, name: str, *, create: bool) -> str:
@@ -203,6 +321,10 @@ def _experiment_id(tracking_uri: str, name: str, *, create: bool) -> str:
         if found is None and create:
             return client.create_experiment(name)
     except MlflowException as error:
+        if error.error_code == "RESOURCE_ALREADY_EXISTS":  # another session made it just now
+            return _experiment_id(tracking_uri, name, create=False)
+        if explain(error, tracking_uri) is not None:
+            raise
         raise ConnectionFailed(
             f"the tracking store at {redact_uri(tracking_uri)} failed: "
             f"{error_line(error, tracking_uri)}"
@@ -218,9 +340,3 @@ def _experiment_id(tracking_uri: str, name: str, *, create: bool) -> str:
             "or choose another name."
         )
     return found.experiment_id
-
-
-def _checked_name(name: str | None) -> str:
-    if not name or not name.strip():
-        raise InvalidInput("the experiment name is empty. Give a name, e.g. %aml_experiment churn.")
-    return name.strip()

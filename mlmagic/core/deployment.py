@@ -7,9 +7,19 @@ import contextlib
 import importlib
 from typing import TYPE_CHECKING
 
+from mlmagic.core.checks import (
+    checked_count,
+    checked_endpoint_name,
+    checked_port,
+    checked_positive,
+    checked_timeout,
+    safe_name,
+)
 from mlmagic.core.connection import ensure_connected
 from mlmagic.core.display import Card, card
+from mlmagic.core.failures import interactive
 from mlmagic.core.registry import resolve_model
+from mlmagic.core.secrets import error_line
 from mlmagic.core.sink import temporary_env
 from mlmagic.core.state import STATE
 from mlmagic.deploy import Endpoint, target
@@ -25,6 +35,7 @@ WORKSPACE_KINDS = ("online", "webservice")
 _FLAGS = {"tags": "--tag", "enable_app_insights": "--app-insights"}  # %aml_deploy's names
 
 
+@interactive
 def deploy(
     model: str,
     *,
@@ -36,7 +47,10 @@ def deploy(
 ) -> Endpoint:
     """Serve ``model`` (NAME, NAME:VERSION, NAME@ALIAS or a URI) on a target, then verify it:
     the model's input example (or ``check``, a DataFrame) must get the same predictions from
-    the endpoint as from the model in this process. Deploying under a used name replaces it.
+    the endpoint as from the model in this process (numbers within rounding, labels exactly).
+    Deploying under a used name replaces it. Everything named is checked, and the check data
+    scored here, before anything starts; an endpoint that answers differently stays up,
+    marked unverified, and the call raises one line saying what differed.
 
     Targets and their ``options``: ``local`` (``port``); ``online``, an Azure ML managed
     online endpoint (``instance_type``, ``instance_count``); ``kubernetes``, an Azure ML
@@ -45,26 +59,49 @@ def deploy(
     ``description``, ``location``) and ``aks`` (``compute``, ``cpu_cores``, ``memory_gb``,
     ``tags``, ``description``, ``enable_app_insights``)."""
     module = target(target_name)
+    options = _checked_options(module, target_name, options)
+    timeout = checked_timeout(timeout) or module.DEFAULT_TIMEOUT
+    if name is not None:
+        name = checked_endpoint_name(name)
+    if check is not None and not _is_frame(check):
+        raise InvalidInput(f"the check data must be a pandas DataFrame, got a "
+                           f"{type(check).__name__}.")
+    connection = ensure_connected()
+    ref = resolve_model(model)
+    name = name or safe_name(ref.name or "model")
+    with temporary_env({"MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}):
+        _check_servable(ref)
+        example, expected = _expected_predictions(ref, check)
+        previous = _ENDPOINTS.get(name)
+        if previous is not None and previous.details.get("port") == options.get("port", -1):
+            undeploy(name)  # the new endpoint wants the old one's port
+        endpoint = module.deploy(ref, name, timeout=timeout, connection=connection, **options)
+        _ENDPOINTS[name] = endpoint
+        if previous is not None and previous.target == "local" and previous is not endpoint:
+            target("local").delete(previous)  # Azure endpoints are updated in place
+        if example is not None:
+            _verify(endpoint, example, expected)
+    return endpoint
+
+
+def _checked_options(module, target_name: str, options: dict) -> dict:
     options = {key: value for key, value in options.items() if value is not None}
     unsupported = [_FLAGS.get(key, f"--{key.replace('_', '-')}") for key in options
                    if key not in module.OPTIONS]
     if unsupported:
         raise InvalidInput(f"{', '.join(unsupported)} does not apply to the {target_name} "
                            "target.")
-    connection = ensure_connected()
-    ref = resolve_model(model)
-    name = name or ref.name or "model"
-    with temporary_env({"MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}):
-        _check_servable(ref)
-        if name in _ENDPOINTS and _ENDPOINTS[name].target == "local":
-            undeploy(name)  # an Azure endpoint of that name is updated in place by its target
-        endpoint = module.deploy(ref, name, timeout=timeout or module.DEFAULT_TIMEOUT,
-                                 connection=connection, **options)
-        _ENDPOINTS[name] = endpoint
-        _verify(endpoint, ref.uri, check)
-    return endpoint
+    if "port" in options:
+        checked_port(options["port"])
+    if "instance_count" in options:
+        checked_count(options["instance_count"], "instance count")
+    for key in ("cpu_cores", "memory_gb"):
+        if key in options:
+            checked_positive(options[key], key.replace("_", " "))
+    return options
 
 
+@interactive
 def endpoints() -> pd.DataFrame:
     """The endpoints this session started and, on an Azure ML workspace, the workspace's
     online endpoints and web services: name, target, model, URL and state (Azure's; for
@@ -73,12 +110,14 @@ def endpoints() -> pd.DataFrame:
 
     rows = [
         {"name": e.name, "target": e.target, "model": e.model, "url": e.url,
-         "state": target(e.target).status(e)}
+         "state": target(e.target).status(e)
+         + (" (unverified)" if e.details.get("verified") is False else "")}
         for e in (*_ENDPOINTS.values(), *_workspace_endpoints().values())
     ]
     return pd.DataFrame(rows, columns=["name", "target", "model", "url", "state"])
 
 
+@interactive
 def predict(name: str, frame) -> list:
     """Send a pandas DataFrame to the endpoint ``name``; its predictions."""
     import pandas as pd
@@ -89,6 +128,7 @@ def predict(name: str, frame) -> list:
     return target(endpoint.target).predict(endpoint, frame)
 
 
+@interactive
 def undeploy(name: str, deployment: str | None = None) -> None:
     """Stop and forget the endpoint ``name`` (on Azure ML: delete it, or only its
     ``deployment``)."""
@@ -163,24 +203,73 @@ def _workspace():
     return None if connection is None else connection.backend.workspace
 
 
-def _verify(endpoint: Endpoint, model_uri: str, check) -> None:
-    import mlflow
-    import numpy as np
+def _is_frame(data) -> bool:
+    import pandas as pd
 
-    model = mlflow.pyfunc.load_model(model_uri)
+    return isinstance(data, pd.DataFrame)
+
+
+def _expected_predictions(ref, check):
+    """The check input (``check``, else the model's input example) and what the model itself
+    predicts for it here; (None, None) when there is nothing to check with."""
+    import mlflow
+
+    model = mlflow.pyfunc.load_model(ref.uri)
     example = check if check is not None else model.input_example
     if example is None:
-        return
-    expected = np.asarray(model.predict(example))
+        return None, None
     try:
-        served = np.asarray(target(endpoint.target).predict(endpoint, example))
+        return example, model.predict(example)
+    except Exception as error:
+        raise InvalidInput(f"the model {ref} cannot score the check data, so nothing was "
+                           f"deployed: {error_line(error)}") from None
+
+
+def _verify(endpoint: Endpoint, example, expected) -> None:
+    try:
+        served = target(endpoint.target).predict(endpoint, example)
     except MlmagicError as error:
+        endpoint.details["verified"] = False
         raise MlmagicError(f"the endpoint is up but failed its check request: {error}") from None
-    if served.shape != expected.shape or not np.allclose(served, expected, equal_nan=True):
+    difference = prediction_difference(expected, served)
+    endpoint.details["verified"] = difference is None
+    if difference is not None:
         raise MlmagicError(
             f"the endpoint {endpoint.name} answers differently from the model itself on the "
-            f"check input (served {served.ravel()[:3]}, expected {expected.ravel()[:3]})."
+            f"check input ({difference}). It is left running, marked unverified; "
+            f"%aml_undeploy {endpoint.name} stops it."
         )
+
+
+def prediction_difference(expected, served) -> str | None:
+    """How two sets of predictions differ (numbers compared within rounding, labels and
+    other values exactly), or None if they agree."""
+    import numpy as np
+
+    wanted, got = _as_array(expected), _as_array(served)
+    if wanted.shape != got.shape:
+        return f"{got.shape[0] if got.ndim else 1} value(s) served, {wanted.shape[0]} expected"
+    if wanted.dtype.kind in "biuf" and got.dtype.kind in "biuf":
+        same = np.isclose(wanted.astype(float), got.astype(float), equal_nan=True)
+    else:
+        same = wanted.astype(str) == got.astype(str)
+    if same.all():
+        return None
+    first = tuple(np.argwhere(~same)[0])
+    return (f"{int((~same).sum())} of {same.size} differ; the first: served "
+            f"{got[first]!r}, expected {wanted[first]!r}")
+
+
+def _as_array(predictions):
+    import numpy as np
+    import pandas as pd
+
+    if isinstance(predictions, (pd.DataFrame, pd.Series)):
+        return predictions.to_numpy()
+    if isinstance(predictions, list) and predictions and isinstance(predictions[0], dict):
+        return pd.DataFrame(predictions).to_numpy()
+    array = np.asarray(predictions)
+    return array if array.dtype != object else array.astype(str)
 
 
 @atexit.register

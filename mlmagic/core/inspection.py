@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from mlmagic.core.connection import ensure_connected
 from mlmagic.core.display import Card, card, format_duration
+from mlmagic.core.failures import explain, interactive
 from mlmagic.core.secrets import redact_uri
 from mlmagic.core.sink import temporary_env
 from mlmagic.core.state import STATE, last_run_id
@@ -42,8 +43,9 @@ def find_run(reference: str) -> Run:
     if _RUN_ID.match(reference):
         try:
             return client.get_run(reference)
-        except MlflowException:
-            pass
+        except MlflowException as error:
+            if explain(error, connection.tracking_uri) is not None:
+                raise
     escaped = reference.replace("'", "\\'")
     found = client.search_runs([connection.experiment_id], f"attributes.run_name = '{escaped}'",
                                order_by=["attributes.start_time DESC"], max_results=1)
@@ -84,6 +86,7 @@ class RunDetails:
         return repr(self._card())
 
 
+@interactive
 def show(run: str = "last") -> RunDetails:
     """The details of a run (``last``, an id or a name): params, latest metrics, tags,
     artifacts and its link."""
@@ -96,15 +99,21 @@ def show(run: str = "last") -> RunDetails:
                       connection.run_url(found.info.run_id, found.info.experiment_id))
 
 
+@interactive
 def download_artifact(run: str, path: str, destination: str | Path = ".") -> Path:
     """Download the artifact ``path`` of a run into ``destination``; return the local path."""
     import mlflow
     from mlflow.exceptions import MlflowException
 
+    wanted = (path or "").strip().strip("/")
+    if not wanted or ".." in Path(wanted).parts:
+        raise InvalidInput(f"'{path}' is not an artifact path of a run. Example: model/MLmodel")
+    destination = Path(destination).expanduser()
+    if destination.exists() and not destination.is_dir():
+        raise InvalidInput(f"{destination} is a file; give a folder to download into.")
     found = find_run(run)
     known = _artifact_paths(mlflow.MlflowClient(tracking_uri=ensure_connected().tracking_uri),
                             found.info.run_id)
-    wanted = path.strip().strip("/")
     if not any(p == wanted or p.startswith(wanted + "/") for p in known):
         raise NotFound(f"the run {found.info.run_name} has no artifact '{path}'. It has: "
                        f"{', '.join(known) or 'none'}.")
@@ -203,6 +212,7 @@ class Comparison:
         return f"{self.metric} by step\n{self.history.to_string()}"
 
 
+@interactive
 def compare(runs: Sequence[str], metric: str | None = None) -> Comparison:
     """Compare runs (each ``last``, an id or a name): a table of params and final metrics,
     and, with ``metric``, that metric's history for each run."""
@@ -247,6 +257,7 @@ def _shown(value) -> str:
     return f"{value:.6g}" if isinstance(value, float) else str(value)
 
 
+@interactive
 def workspace() -> Card:
     """The facts of the store in use: for an Azure ML workspace its name, region, resource
     group, tracking URI (redacted) and studio link; for other backends the equivalents."""

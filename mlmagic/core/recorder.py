@@ -20,6 +20,9 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
+from mlmagic.core.display import notify
+from mlmagic.core.secrets import REDACTED, is_secret_name
+
 FLUSH_SECONDS = 1.0
 MAX_ENTITIES = 1000  # MLflow's log_batch limits
 MAX_PARAMS_OR_TAGS = 100
@@ -39,6 +42,7 @@ class Recorder:
         self._latest: dict[str, tuple[int, int, float]] = {}  # key: (step, timestamp, value)
         self.params: dict[str, str] = {}
         self.bypassed = False  # something logged to this run without passing through here
+        self.masked_keys: set[tuple[str, str]] = set()  # secret-named keys already told of
         self._write_batch = write_batch
         self._metric, self._param, self._tag = Metric, Param, RunTag
         self._validate = (_validate_metric, _validate_param, _validate_tag)
@@ -112,7 +116,11 @@ class Recorder:
 
     def _flush_periodically(self) -> None:
         while not self._stop.wait(FLUSH_SECONDS):
-            self.flush()
+            try:
+                self.flush()
+            except Exception as error:  # the writer must outlive any one failure
+                notify(f"writing the run's points failed ({type(error).__name__}: {error}); "
+                       "they are written when the run ends.")
 
 
 def _batches(metrics: list, params: list, tags: list) -> Iterator[tuple[list, list, list]]:
@@ -134,6 +142,15 @@ _ROUTED = ("log_metric", "log_metrics", "log_param", "log_params", "set_tag", "s
 @contextmanager
 def recording(recorder: Recorder) -> Iterator[Recorder]:
     """Route the fluent logging calls aimed at ``recorder``'s run to it, for the block."""
+    start_recording(recorder)
+    try:
+        yield recorder
+    finally:
+        stop_recording(recorder)
+
+
+def start_recording(recorder: Recorder) -> None:
+    """Route the fluent logging calls aimed at ``recorder``'s run to it."""
     import mlflow
 
     if not _RECORDERS:
@@ -141,13 +158,18 @@ def recording(recorder: Recorder) -> Iterator[Recorder]:
             _ORIGINALS[name] = getattr(mlflow, name)
             setattr(mlflow, name, globals()[f"_{name}"])
     _RECORDERS.append(recorder)
-    try:
-        yield recorder
-    finally:
-        _RECORDERS.remove(recorder)
-        if not _RECORDERS:
-            for name in _ROUTED:
-                setattr(mlflow, name, _ORIGINALS.pop(name))
+
+
+def stop_recording(recorder: Recorder) -> None:
+    """Stop routing calls to ``recorder`` (nothing happens if it is not routed to)."""
+    import mlflow
+
+    if recorder not in _RECORDERS:
+        return
+    _RECORDERS.remove(recorder)
+    if not _RECORDERS:
+        for name in _ROUTED:
+            setattr(mlflow, name, _ORIGINALS.pop(name))
 
 
 def active_recorder() -> Recorder | None:
@@ -199,7 +221,27 @@ def _log_metrics(metrics: Mapping, step=None, synchronous=None, run_id=None, tim
     return None
 
 
+def masked(values: Mapping[str, Any], kind: str, said: set | None = None) -> dict[str, Any]:
+    """``values`` with the value of each secret-named key replaced by ***, and one line for
+    each such key (once: ``said`` holds the keys already told of)."""
+    said = set() if said is None else said
+    shown = {}
+    for key, value in values.items():
+        if is_secret_name(str(key)):
+            if (kind, key) not in said:
+                notify(f"the {kind} '{key}' looks like a secret; it is logged as {REDACTED}.")
+                said.add((kind, key))
+            value = REDACTED
+        shown[key] = value
+    return shown
+
+
+def _masked(values: Mapping[str, Any], kind: str) -> dict[str, Any]:
+    return masked(values, kind, _RECORDERS[-1].masked_keys if _RECORDERS else None)
+
+
 def _log_param(key, value, synchronous=None):
+    value = _masked({key: value}, "param")[key]
     recorder = _recorder_for(None, synchronous)
     if recorder is None:
         return _ORIGINALS["log_param"](key, value, synchronous=synchronous)
@@ -208,6 +250,7 @@ def _log_param(key, value, synchronous=None):
 
 
 def _log_params(params: Mapping, synchronous=None, run_id=None):
+    params = _masked(params, "param")
     recorder = _recorder_for(run_id, synchronous)
     if recorder is None:
         return _ORIGINALS["log_params"](params, synchronous=synchronous, run_id=run_id)
@@ -217,6 +260,7 @@ def _log_params(params: Mapping, synchronous=None, run_id=None):
 
 
 def _set_tag(key, value, synchronous=None):
+    value = _masked({key: value}, "tag")[key]
     recorder = _recorder_for(None, synchronous)
     if recorder is None:
         return _ORIGINALS["set_tag"](key, value, synchronous=synchronous)
@@ -225,6 +269,7 @@ def _set_tag(key, value, synchronous=None):
 
 
 def _set_tags(tags: Mapping, synchronous=None):
+    tags = _masked(tags, "tag")
     recorder = _recorder_for(None, synchronous)
     if recorder is None:
         return _ORIGINALS["set_tags"](tags, synchronous=synchronous)

@@ -10,10 +10,18 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from mlmagic.core.checks import (
+    checked_alias,
+    checked_model_name,
+    checked_params,
+    checked_version,
+)
 from mlmagic.core.connection import ensure_connected
 from mlmagic.core.display import Card, card
+from mlmagic.core.failures import explain, interactive
 from mlmagic.core.search import stored_run
 from mlmagic.core.secrets import error_line
+from mlmagic.core.sink import temporary_env
 from mlmagic.core.state import STATE, last_run_id
 from mlmagic.errors import InvalidInput, NotFound
 
@@ -21,8 +29,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 _URI = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*:/")
-_REGISTERED = re.compile(r"^models:/(?P<name>[^/@]+?)(?:/(?P<version>\d+)|@(?P<alias>[^/]+))?/?$")
-_SHORT = re.compile(r"^(?P<name>[^:@]+?)(?::(?P<version>\d+)|@(?P<alias>.+))?$")
+_LOGGED_MODEL = re.compile(r"^models:/m-[0-9a-f]{32}/?$")
 
 
 @dataclass(frozen=True)
@@ -37,48 +44,77 @@ class ModelRef:
         return f"{self.name} version {self.version}" if self.name else self.uri
 
 
+@interactive
 def resolve_model(reference: str) -> ModelRef:
-    """Resolve ``NAME`` (latest version), ``NAME:VERSION``, ``NAME@ALIAS`` or a model URI."""
-    reference = reference.strip()
+    """Resolve ``NAME`` (latest version), ``NAME:VERSION``, ``NAME@ALIAS`` or a model URI
+    (``models:/NAME/VERSION``, ``models:/NAME@ALIAS`` included)."""
+    reference = (reference or "").strip()
     if not reference:
         raise InvalidInput("no model given. Name one as NAME, NAME:VERSION, NAME@ALIAS or a URI.")
-    registered = _REGISTERED.match(reference)
-    if _URI.match(reference) and not registered:
+    if reference.startswith("models:/") and not _LOGGED_MODEL.match(reference):
+        name, version, alias = _parts(reference[len("models:/"):].rstrip("/"), "/", reference)
+    elif _URI.match(reference):
         return ModelRef(reference)
-    parts = (registered or _SHORT.match(reference)).groupdict()
-    version = _registered_version(parts["name"], parts["version"], parts["alias"])
-    return ModelRef(f"models:/{parts['name']}/{version}", parts["name"], version)
+    else:
+        name, version, alias = _parts(reference, ":", reference)
+    version = _registered_version(name, version, alias)
+    return ModelRef(f"models:/{name}/{version}", name, version)
 
 
+def _parts(text: str, version_mark: str, reference: str) -> tuple[str, str | None, str | None]:
+    """NAME, VERSION and ALIAS of ``NAME``, ``NAME<mark>VERSION`` or ``NAME@ALIAS``, checked."""
+    name, alias = text.split("@", 1) if "@" in text else (text, None)
+    version = None
+    if alias is None and version_mark in name:
+        name, version = name.split(version_mark, 1)
+    if not name.strip():
+        raise InvalidInput(f"'{reference}' names no model before its version or alias. "
+                           "Example: churn:3 or churn@champion")
+    name = checked_model_name(name)
+    if version is not None:
+        version = checked_version(version, reference)
+    if alias is not None:
+        alias = checked_alias(alias)
+    return name, version, alias
+
+
+@interactive
 def register(
     name: str,
     *,
-    run: str = "last",
+    run: str | None = None,
     path: str | None = "model",
     uri: str | None = None,
     alias: str | None = None,
     tags: Mapping[str, str] | None = None,
 ):
     """Register a model as a new version of ``name``: the model a run logged at ``path``
-    (``run`` is a run id or "last"; ``path`` None: the model it logged last), or the model
-    at ``uri``. Returns the ModelVersion."""
+    (``run`` is a run id or "last", the default; ``path`` None: the model it logged last),
+    or the model at ``uri``. Everything is checked first (the name, the alias, the tags, that
+    the model exists), and a registered model this call created is removed again if the
+    version cannot be made. Returns the ModelVersion."""
     from mlflow import MlflowClient
 
-    if not name or not name.strip():
-        raise InvalidInput("the model name is empty. Example: %aml_register churn-model")
+    name = checked_model_name(name)
+    alias = checked_alias(alias) if alias is not None else None
+    tags = checked_params(dict(tags or {}), "tag")
+    if uri is not None and run is not None:
+        raise InvalidInput("give a run or a model URI, not both.")
     connection = ensure_connected()
     client = MlflowClient(connection.tracking_uri)
-    if uri:
+    if uri is not None:
         source = resolve_model(uri).uri
     else:
-        run_id = last_run_id("Give --run RUN_ID or --uri URI.") if run == "last" else run
+        run_id = last_run_id("Give --run RUN_ID or --uri URI.") if run in (None, "last") else run
         source = _logged_model_uri(client, run_id, path)
-    version = _quietly_register(client, name.strip(), source, dict(tags or {}))
+    _check_model_at(source)
+    version = _register_or_undo(client, name, source, tags)
     if alias:
         client.set_registered_model_alias(version.name, alias, version.version)
     return client.get_model_version(version.name, version.version)
 
 
+@interactive
 def set_alias(model: str, alias: str):
     """Point ``alias`` (e.g. champion) at the version ``model`` names (NAME:VERSION, NAME
     for the latest, NAME@OTHER_ALIAS); the alias moves if another version had it. Returns the
@@ -86,9 +122,7 @@ def set_alias(model: str, alias: str):
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
-    alias = (alias or "").strip()
-    if not alias:
-        raise InvalidInput("the alias is empty. Example: champion")
+    alias = checked_alias(alias)
     ref = resolve_model(model)
     if ref.name is None:
         raise InvalidInput(f"{model} is not a registered model; name one as NAME:VERSION.")
@@ -96,6 +130,8 @@ def set_alias(model: str, alias: str):
     try:
         client.set_registered_model_alias(ref.name, alias, ref.version)
     except MlflowException as error:
+        if explain(error, client.tracking_uri) is not None:
+            raise
         raise InvalidInput(
             f"could not set the alias '{alias}': {error_line(error, client.tracking_uri)}"
         ) from None
@@ -115,6 +151,7 @@ def version_summary(version) -> Card:
     )
 
 
+@interactive
 def models(name: str | None = None) -> pd.DataFrame:
     """The registered models, or the versions of the model ``name``, as a pandas DataFrame."""
     import pandas as pd
@@ -160,7 +197,9 @@ def _registered_version(name: str, version: str | None, alias: str | None) -> st
     if alias:
         try:
             return str(client.get_model_version_by_alias(name, alias).version)
-        except MlflowException:
+        except MlflowException as error:
+            if explain(error, client.tracking_uri) is not None:
+                raise
             raise NotFound(
                 f"the model '{name}' has no alias '{alias}'. Set one with "
                 f"%aml_register … --alias {alias}, or name a version: {name}:1."
@@ -198,7 +237,9 @@ def _logged_model_uri(client, run_id: str, path: str) -> str:
     artifact_uri = f"runs:/{run_id}/{path}"
     try:
         listed = [artifact.path for artifact in client.list_artifacts(run_id, path)]
-    except Exception:
+    except Exception as error:
+        if explain(error, client.tracking_uri) is not None:
+            raise
         listed = []
     if f"{path.strip('/')}/MLmodel" not in listed:
         raise NotFound(
@@ -208,15 +249,39 @@ def _logged_model_uri(client, run_id: str, path: str) -> str:
     return artifact_uri
 
 
-def _quietly_register(client, name: str, source: str, tags: dict):
+def _check_model_at(source: str) -> None:
+    """NotFound unless an MLflow model (its MLmodel file) is at ``source``."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.models import get_model_info
+
+    try:
+        with temporary_env({"MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}):
+            get_model_info(source)
+    except (MlflowException, OSError) as error:
+        if explain(error, ensure_connected().tracking_uri) is not None:
+            raise
+        raise NotFound(f"there is no MLflow model at {source}, so nothing was registered. "
+                       "Check the run or the URI (%aml_show RUN lists what it logged).") from None
+
+
+def _register_or_undo(client, name: str, source: str, tags: dict):
+    """Register ``source`` as a new version of ``name``; if that fails, remove the registered
+    model again when this call created it."""
     import mlflow
     from mlflow.exceptions import MlflowException
 
+    existed = bool(client.search_registered_models(f"name = '{_quoted(name)}'"))
     try:
         # MLflow prints its own "Created version" lines; the caller shows a summary instead
         with contextlib.redirect_stderr(io.StringIO()):
             return mlflow.register_model(source, name, tags=tags or None)
-    except MlflowException as error:
+    except Exception as error:
+        if not existed:
+            with contextlib.suppress(MlflowException):
+                if not client.search_model_versions(f"name = '{_quoted(name)}'"):
+                    client.delete_registered_model(name)
+        if explain(error, client.tracking_uri) is not None:
+            raise
         raise InvalidInput(
             f"could not register '{name}': {error_line(error, client.tracking_uri)}"
         ) from None

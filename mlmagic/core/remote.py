@@ -24,8 +24,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mlmagic.config import mlmagic_home
+from mlmagic.core.checks import checked_text
 from mlmagic.core.connection import ensure_connected, experiment_id_of
 from mlmagic.core.display import Card, card, format_duration
+from mlmagic.core.failures import interactive
 from mlmagic.core.secrets import scrub
 from mlmagic.core.state import STATE, TrackedRun
 from mlmagic.errors import InvalidInput, NotFound, RunFailed
@@ -93,6 +96,7 @@ class Job:
         return repr(self._card())
 
 
+@interactive
 def submit(
     script: str | Path,
     *,
@@ -115,7 +119,12 @@ def submit(
     A failing script raises :class:`RunFailed` when waited for; its run is FAILED either way.
     """
     path = _checked_script(script)
-    arguments = shlex.split(args) if isinstance(args, str) else list(args)
+    try:
+        arguments = shlex.split(args) if isinstance(args, str) else list(args)
+    except ValueError as error:
+        raise InvalidInput(f"the script's arguments cannot be split ({error}): {args}") from None
+    if name is not None:
+        name = checked_text(name, "run name", "--name baseline")
     connection = ensure_connected()
     experiment_id = (
         experiment_id_of(experiment, create=True) if experiment else connection.experiment_id
@@ -140,6 +149,7 @@ def submit(
     return job
 
 
+@interactive
 def jobs() -> pd.DataFrame:
     """The jobs this session submitted: name, where, state, run id, duration and log tail."""
     import pandas as pd
@@ -156,6 +166,7 @@ def jobs() -> pd.DataFrame:
                                        "duration", "log tail"])
 
 
+@interactive
 def job(name: str) -> Job:
     """One job of this session by its name (the run id for local jobs), refreshed."""
     found = _JOBS.get(name)
@@ -209,7 +220,7 @@ def _child_environment(tracking_uri: str, experiment_id: str, run_id: str) -> di
 
 def log_folder() -> Path:
     """Where the jobs' logs are kept: ~/.mlmagic/jobs."""
-    folder = Path.home() / ".mlmagic" / "jobs"
+    folder = mlmagic_home() / "jobs"
     folder.mkdir(parents=True, exist_ok=True)
     return folder
 

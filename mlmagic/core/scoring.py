@@ -7,11 +7,13 @@ import os
 import sys
 
 from mlmagic.core.connection import ensure_connected
+from mlmagic.core.failures import interactive
 from mlmagic.core.registry import resolve_model
 from mlmagic.core.secrets import error_line
-from mlmagic.errors import InvalidInput, MissingExtra, MlmagicError
+from mlmagic.errors import InvalidInput, MissingExtra, MlmagicError, NotFound
 
 
+@interactive
 def score(
     model: str,
     data=None,
@@ -85,11 +87,21 @@ def _score_on_spark(uri: str, data, table: str | None, result_type: str, column:
     from pyspark.sql.functions import struct
 
     session = spark_session()
-    frame = session.table(table) if table is not None else data
+    frame = _table(session, table) if table is not None else data
     if not _is_spark(frame):
         frame = session.createDataFrame(frame)
     udf = mlflow.pyfunc.spark_udf(session, uri, result_type=result_type, env_manager="local")
     return frame.withColumn(column, udf(struct(*frame.columns)))
+
+
+def _table(session, name: str):
+    try:
+        return session.table(name)
+    except Exception as error:
+        if "TABLE_OR_VIEW_NOT_FOUND" not in str(error) and "not found" not in str(error):
+            raise
+        raise NotFound(f"there is no table '{name}' in this Spark session. List them with "
+                       "spark.catalog.listTables().") from None
 
 
 def _is_spark(data) -> bool:

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from mlmagic.core.connection import ensure_connected, experiment_id_of
+from mlmagic.core.failures import explain, interactive
 from mlmagic.errors import InvalidInput, NotFound
 
 if TYPE_CHECKING:
@@ -15,6 +16,7 @@ DEFAULT_MAX_RUNS = 1000
 HISTORY_COLUMNS = ["run_id", "key", "step", "timestamp", "value"]
 
 
+@interactive
 def experiments() -> list[str]:
     """The names of the experiments (not deleted) in the current store, sorted."""
     from mlflow import MlflowClient
@@ -23,6 +25,7 @@ def experiments() -> list[str]:
     return sorted(experiment.name for experiment in client.search_experiments())
 
 
+@interactive
 def metric_history(run_ids: Sequence[str], key: str | None = None) -> pd.DataFrame:
     """Every logged point of the metric ``key`` (None: of each metric) of the runs, as a
     DataFrame with the columns run_id, key, step, timestamp, value, in step order."""
@@ -51,11 +54,14 @@ def stored_run(client, run_id: str):
 
     try:
         return client.get_run(run_id)
-    except MlflowException:
+    except MlflowException as error:
+        if error.error_code not in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+            raise
         raise NotFound(f"no run with id '{run_id}' in this store. Check the id, or list "
                        "runs with %aml_runs.") from None
 
 
+@interactive
 def runs(
     experiment: str | None = None,
     *,
@@ -83,6 +89,8 @@ def runs(
             max_results=max_results,
         )
     except MlflowException as error:
+        if explain(error, connection.tracking_uri) is not None:
+            raise
         message = error.message.strip().splitlines()[0]
         raise InvalidInput(
             f"MLflow rejected the search: {message}. Filter example: "

@@ -1,37 +1,55 @@
-"""Keeping secrets out of output, params and artifacts."""
+"""Keeping secrets out of output, params, artifacts and file names.
+
+One rule decides what a secret name is: a name (a variable, param, tag, environment variable
+or query-string key) is split into its parts (``db_password`` -> db, password; ``apiKey`` ->
+api, key), and it names a secret when one part is a secret word or two neighbouring parts make
+a secret phrase. So ``api_key``, ``AZURE_CLIENT_SECRET`` and ``sas_token`` are secrets, and
+``key_size``, ``pass_rate``, ``sort_key``, ``n_tokens`` and ``tokenizer`` are not.
+"""
 
 from __future__ import annotations
 
+import io
+import os
 import re
+import tokenize
+from collections.abc import Iterable, Mapping
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-_SECRET_WORDS = {
-    "password", "passwd", "pwd", "pass", "token", "secret", "key", "apikey", "credential",
-    "credentials", "cred", "creds", "auth", "sas", "signature", "sig", "connstr",
-    "connectionstring", "privatekey", "bearer", "cookie", "session",
-}
-_SECRET_PHRASES = (
-    "connection_string", "connectionstring", "access_key", "api_key", "client_secret",
-)
+SECRET_WORDS = frozenset({
+    "password", "passwords", "passwd", "pwd", "passphrase", "secret", "secrets", "token",
+    "apikey", "accesskey", "privatekey", "secretkey", "accountkey", "credential",
+    "credentials", "connectionstring", "connstr", "sas", "sig",
+})
+SECRET_PHRASES = frozenset({
+    ("api", "key"), ("access", "key"), ("private", "key"), ("account", "key"),
+    ("storage", "key"), ("master", "key"), ("connection", "string"), ("conn", "str"),
+})
 REDACTED = "***"
+MIN_SECRET_LENGTH = 4  # shorter values (a flag, a digit) would mask ordinary text
 
 
-def _words(name: str) -> list[str]:
+def name_parts(name: str) -> list[str]:
+    """The lower-case parts of a name: ``dbPassword`` and ``DB_PASSWORD`` -> db, password."""
     spaced = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", name)
-    return [word for word in re.split(r"[^A-Za-z0-9]+", spaced.lower()) if word]
+    return [part for part in re.split(r"[^A-Za-z0-9]+", spaced.lower()) if part]
 
 
 def is_secret_name(name: str) -> bool:
-    """Tell whether a variable, param or query-string name says that it holds a secret."""
-    lowered = name.lower()
-    if any(phrase in lowered for phrase in _SECRET_PHRASES):
-        return True
-    return any(word in _SECRET_WORDS for word in _words(name))
+    """Tell whether a variable, param, tag or environment variable name says it holds a
+    secret (see the module's rule)."""
+    parts = name_parts(name)
+    return any(part in SECRET_WORDS for part in parts) or any(
+        pair in SECRET_PHRASES for pair in zip(parts, parts[1:], strict=False)
+    )
 
 
 def redact_uri(uri: str) -> str:
     """Return ``uri`` with any password and any secret-looking query value replaced by ***."""
-    parts = urlsplit(uri)
+    try:
+        parts = urlsplit(uri)
+    except ValueError:
+        return _redact_unparsable(uri)
     netloc, query = parts.netloc, parts.query
     if "@" in netloc:
         userinfo, host = netloc.rsplit("@", 1)
@@ -47,6 +65,20 @@ def redact_uri(uri: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
+def _redact_unparsable(uri: str) -> str:
+    return re.sub(r"(//[^/@\s]*?):[^/@\s]*@", rf"\1:{REDACTED}@", uri)
+
+
+def split_credentials(uri: str) -> tuple[str, str | None, str | None]:
+    """An HTTP(S) URI without its user-info, and the user name and password it held."""
+    parts = urlsplit(uri)
+    if parts.scheme.lower() not in ("http", "https") or "@" not in parts.netloc:
+        return uri, None, None
+    host = parts.netloc.rsplit("@", 1)[1]
+    clean = urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
+    return clean, parts.username or None, parts.password or None
+
+
 def without_credentials(url: str) -> str:
     """``url`` without its user-info and query, fit to show as a link."""
     parts = urlsplit(url)
@@ -54,17 +86,129 @@ def without_credentials(url: str) -> str:
     return urlunsplit((parts.scheme, host, parts.path, "", ""))
 
 
-def scrub(text: str, uri: str) -> str:
-    """Remove from ``text`` the password and secret query values that ``uri`` carries."""
-    parts = urlsplit(uri)
-    hidden = [parts.password] if parts.password else []
-    hidden += [v for k, v in parse_qsl(parts.query) if v and is_secret_name(k)]
-    for value in hidden:
-        text = text.replace(value, REDACTED)
+def secret_values(uri: str = "", environ: Mapping[str, str] | None = None) -> list[str]:
+    """The secrets text must not show: the password and secret query values of ``uri``, and
+    the values of the secret-named environment variables; longest first."""
+    environ = os.environ if environ is None else environ
+    values = [value for name, value in environ.items() if is_secret_name(name)]
+    if uri:
+        try:
+            parts = urlsplit(uri)
+        except ValueError:
+            parts = None
+        if parts is not None:
+            values += [parts.password or ""]
+            values += [v for k, v in parse_qsl(parts.query) if is_secret_name(k)]
+    kept = {value for value in values if value and len(value) >= MIN_SECRET_LENGTH}
+    return sorted(kept, key=len, reverse=True)
+
+
+def scrub(text: str, uri: str = "", extra: Iterable[str] = ()) -> str:
+    """``text`` with every secret of :func:`secret_values` (and ``extra``) replaced by ***."""
+    for value in (*secret_values(uri), *extra):
+        if value:
+            text = text.replace(value, REDACTED)
     return text
 
 
-def error_line(error: BaseException, uri: str) -> str:
-    """The first line of an error's message, with the secrets of ``uri`` scrubbed out."""
+def error_line(error: BaseException, uri: str = "") -> str:
+    """The first line of an error's message, with every known secret scrubbed out."""
     text = getattr(error, "message", None) or str(error) or type(error).__name__
-    return scrub(text.strip().splitlines()[0], uri)
+    lines = text.strip().splitlines() or [type(error).__name__]
+    return scrub(lines[0], uri)
+
+
+def mask_value(key: str, value: object) -> object:
+    """``value``, or *** when ``key`` names a secret."""
+    return REDACTED if is_secret_name(key) else value
+
+
+# --- source code: string literals given to secret-named variables ---------------------------
+
+_ASSIGNING = {"=", ":", "==", "+=", "(", ","}  # what may stand between a name and its literal
+_QUOTED_NAME = re.compile(r"""^[rbuRBUfF]*(['"])(.*)\1$""", re.S)
+
+
+def mask_secret_literals(source: str) -> str:
+    """``source`` with each string literal that is assigned to a secret-named variable,
+    attribute, dict key, subscript or keyword argument replaced by '***'."""
+    try:
+        tokens = list(tokenize.generate_tokens(io.StringIO(source).readline))
+    except (tokenize.TokenError, SyntaxError):
+        return _mask_by_pattern(source)
+    spans = _secret_literal_spans(
+        [t for t in tokens if t.type not in (tokenize.NL, tokenize.COMMENT)]
+    )
+    if not spans:
+        return source
+    starts = [0]
+    for line in source.splitlines(keepends=True):
+        starts.append(starts[-1] + len(line))
+    pieces, position = [], 0
+    for (start_row, start_col), (end_row, end_col) in spans:
+        start, end = starts[start_row - 1] + start_col, starts[end_row - 1] + end_col
+        pieces += [source[position:start], f"'{REDACTED}'"]
+        position = end
+    return "".join(pieces + [source[position:]])
+
+
+def _secret_literal_spans(tokens: list) -> list[tuple]:
+    spans, index = [], 0
+    while index < len(tokens):
+        end = _literal_end(tokens, index)
+        if end is not None and _names_secret(tokens, index):
+            spans.append((tokens[index].start, tokens[end].end))
+            index = end + 1
+        else:
+            index = end + 1 if end is not None else index + 1
+    return spans
+
+
+def _literal_end(tokens: list, index: int) -> int | None:
+    """The index of the last token of the string literal (implicit concatenation and
+    f-strings included) that starts at ``index``; None if none starts there."""
+    kinds = {tokenize.STRING, getattr(tokenize, "FSTRING_START", -1)}
+    if tokens[index].type not in kinds:
+        return None
+    end, depth = index, 0
+    while end < len(tokens):
+        kind = tokens[end].type
+        if kind == getattr(tokenize, "FSTRING_START", -1):
+            depth += 1
+        elif kind == getattr(tokenize, "FSTRING_END", -1):
+            depth -= 1
+        elif depth == 0 and kind != tokenize.STRING:
+            break
+        end += 1
+    return end - 1
+
+
+def _names_secret(tokens: list, index: int) -> bool:
+    """Whether the literal at ``index`` is given to a secret-named target."""
+    before = tokens[max(0, index - 5):index]
+    if not before or before[-1].string not in _ASSIGNING:
+        return False
+    for token in reversed(before[:-1]):
+        if token.type == tokenize.NAME and token.string not in ("str", "bytes"):
+            return is_secret_name(token.string)
+        if token.type == tokenize.STRING:
+            match = _QUOTED_NAME.match(token.string)
+            return bool(match) and is_secret_name(match.group(2))
+        if token.string not in ("]", ":", "[", "."):
+            return False
+    return False
+
+
+_ASSIGNMENT = re.compile(r"""(?P<name>[A-Za-z_][\w]*)(?P<sep>['"]?\s*[:=]\s*)"""
+                         r"""(?P<literal>(['"]).*?(?<!\\)\4)""")
+
+
+def _mask_by_pattern(source: str) -> str:
+    """The fallback for text that does not tokenize as Python (an open quote, a shell
+    escape): ``name = '...'`` and ``"name": "..."`` on one line."""
+    def mask(match: re.Match) -> str:
+        if not is_secret_name(match.group("name")):
+            return match.group(0)
+        return f"{match.group('name')}{match.group('sep')}'{REDACTED}'"
+
+    return _ASSIGNMENT.sub(mask, source)

@@ -5,6 +5,7 @@ init script that points a cluster's MLflow at an Azure ML workspace."""
 from __future__ import annotations
 
 import json
+import re
 import shlex
 from pathlib import Path
 
@@ -128,11 +129,15 @@ def init_script(
     if not region:
         raise InvalidInput("--region is missing (e.g. westeurope): the tracking URI names the "
                            "workspace's region. Or connect to the workspace first.")
+    if not re.fullmatch(r"[a-z0-9]+", region.strip().lower()):
+        raise InvalidInput(f"'{region}' is not an Azure region name. Example: westeurope")
+    target = Path(path).expanduser().resolve()
+    if target.is_dir() or not target.parent.is_dir():
+        raise InvalidInput(f"{target} is a folder or in a folder that does not exist; give "
+                           "the script's file path, e.g. mlmagic-init.sh.")
     config = {"subscription_id": ref.subscription, "resource_group": ref.resource_group,
               "workspace_name": ref.name}
     script = _script_text(json.dumps(config, indent=2), tracking_uri_of(ref, region.strip()))
-    target = Path(path).expanduser().resolve()
-    target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(script, encoding="utf-8")
     target.chmod(0o755)
     return target

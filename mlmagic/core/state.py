@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from mlmagic.backends import Backend
 from mlmagic.core.display import card
@@ -22,11 +23,21 @@ class Connection:
     experiment_name: str
     experiment_id: str
     origin: str
+    timeout: float = 8.0  # seconds an interactive call waits for the store
 
     @property
     def tracking_uri(self) -> str:
         """The MLflow tracking URI (may hold credentials: show ``redact_uri`` of it)."""
         return self.backend.tracking_uri
+
+    @property
+    def user(self) -> str | None:
+        """The user name the store is reached as, where one was given (MLflow servers)."""
+        import os
+
+        if self.tracking_uri.startswith(("http://", "https://")):
+            return os.environ.get("MLFLOW_TRACKING_USERNAME")
+        return None
 
     def run_url(self, run_id: str, experiment_id: str | None = None) -> str | None:
         """The web UI address of a run of this connection, where there is a UI."""
@@ -41,6 +52,7 @@ class Connection:
             ("backend", self.backend.name),
             *self.backend.facts,
             ("tracking URI", redact_uri(self.tracking_uri)),
+            ("user", self.user),
             ("experiment", f"{self.experiment_name} (id {self.experiment_id})"),
             ("from", self.origin),
             ("home", self.backend.link(self.backend.home_path)),
@@ -69,6 +81,7 @@ class TrackedRun:
     metrics: dict[str, float] = field(default_factory=dict)
     complete: bool = True  # False when something was logged around mlmagic: ask the store
     journal: Path | None = None  # where the run waits for %aml_sync, if its store was away
+    registered: Any = None  # the ModelVersion registered from it (track(register=...))
 
 
 @dataclass
@@ -78,10 +91,12 @@ class State:
     connection: Connection | None = None
     default_experiment: str | None = None  # %config MlMagic.default_experiment
     last_tracked: TrackedRun | None = None
-    # mlflow.set_tracking_uri also writes MLFLOW_TRACKING_URI (for child processes); these
-    # remember that value and the user's own one it replaced, so resolution still sees the latter.
-    env_uri_written: str | None = None
-    env_uri_of_user: str | None = None
+    # The environment variables a connection wrote (MLflow writes MLFLOW_TRACKING_URI for
+    # child processes; mlmagic the credentials taken out of a URI), and the user's own values
+    # they replaced, so resolution still sees the latter.
+    env_written: dict[str, str] = field(default_factory=dict)
+    env_of_user: dict[str, str | None] = field(default_factory=dict)
+    refused: str | None = None  # why the last connect failed: nothing is tracked until one works
 
 
 STATE = State()

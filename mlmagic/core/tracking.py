@@ -9,15 +9,25 @@ import time
 import traceback
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mlmagic.backends.server import network_failure
+from mlmagic.core.checks import checked_model_name, checked_params
 from mlmagic.core.connection import ensure_connected, experiment_id_of
 from mlmagic.core.display import Card, card, format_duration, notify
+from mlmagic.core.failures import explain, network_failure
+from mlmagic.core.interrupts import deferred_interrupts, run_to_end
+from mlmagic.core.leases import Lease, run_leases_dir
 from mlmagic.core.notebook import notebook_path
-from mlmagic.core.recorder import Recorder, active_recorder, recording
-from mlmagic.core.secrets import error_line, is_secret_name
+from mlmagic.core.recorder import (
+    Recorder,
+    active_recorder,
+    masked,
+    start_recording,
+    stop_recording,
+)
+from mlmagic.core.secrets import error_line, is_secret_name, mask_secret_literals
 from mlmagic.core.sink import SHORT_RETRIES, RunSink, temporary_env
 from mlmagic.core.state import STATE, TrackedRun
 from mlmagic.errors import InvalidInput
@@ -28,6 +38,8 @@ if TYPE_CHECKING:
 
 
 SOURCE_ARTIFACT = "cell.py"
+# Closing a run whose store already failed: one quick try (it pops MLflow's active run).
+OFFLINE_LIMITS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "2"}
 TRACEBACK_ARTIFACT = "traceback.txt"
 
 RunListener = Callable[[str, TrackedRun], None]
@@ -69,17 +81,22 @@ def track(
     autolog: bool = False,
     nested: bool = False,
     quiet: bool = False,
+    register: str | None = None,
 ) -> Iterator[ActiveRun]:
     """Run the block inside a new MLflow run and record its outcome.
 
     Plain ``mlflow.log_*`` calls in the block write to this run, buffered and batched (see
-    :mod:`mlmagic.core.recorder`); all of it is in the store before the run is closed.
-    ``source`` is logged as the artifact ``cell.py``; ``capture`` names variables of
+    :mod:`mlmagic.core.recorder`); all of it is in the store, or in the offline journal,
+    before the run is closed. ``source`` is logged as the artifact ``cell.py`` (string
+    literals given to secret-named variables masked); ``capture`` names variables of
     ``namespace`` to log after the block (numbers as metrics, other scalars as params;
-    secret-looking names never). The run ends FINISHED, FAILED (traceback logged, exception
-    re-raised unchanged) or KILLED (on KeyboardInterrupt), and no run that the block started
-    is left active. ``quiet`` leaves out MLflow's own "View run" lines, for callers that show
-    ``last_run_summary()`` instead.
+    secret-looking names never). Params and tags with secret-looking names are logged as ***.
+    The run ends FINISHED, FAILED (traceback logged, exception re-raised unchanged) or KILLED
+    (on KeyboardInterrupt); closing it runs to its end whatever interrupts or store errors
+    come, so no run the block started is left active. ``register`` names a registered model:
+    after a FINISHED run, the model it logged becomes a new version (``last_registered()``).
+    ``quiet`` leaves out MLflow's own "View run" lines, for callers that show
+    ``last_run_summary()`` instead. Everything named is checked before the run starts.
     """
     import mlflow
 
@@ -89,31 +106,43 @@ def track(
             f"the run {outer.info.run_id} is still active. End it with mlflow.end_run(), "
             "or use --nested (nested=True) to track this cell inside it."
         )
+    said: set = set()
+    params = checked_params(masked(params or {}, "param", said), "param")
+    tags = checked_params(masked(tags or {}, "tag", said), "tag")
+    capture = _checked_variable_names(capture)
+    register = checked_model_name(register) if register is not None else None
     connection = ensure_connected()
     experiment_id = (
         experiment_id_of(experiment, create=True) if experiment else connection.experiment_id
     )
-    params = _without_secrets(params or {}, "param")
-    tags = {**_source_tags(namespace), **_without_secrets(tags or {}, "tag")}
-    run, sink = _start_run(connection, name, experiment_id, nested, tags)
-    tracked = STATE.last_tracked = TrackedRun(
-        sink.run_id, run.info.run_name if run else name or "(unnamed)", experiment_id,
-        connection.tracking_uri, run.info.start_time if run else int(time.time() * 1000),
-    )
-    recorder = Recorder(sink.run_id, sink.write_batch)
-    uploads = [_keep_text(sink, run, source, SOURCE_ARTIFACT)] if source else []
+    tags = {**_source_tags(namespace), **tags}
+    with deferred_interrupts() as start_interrupted:
+        run, sink = _start_run(connection, name, experiment_id, nested, tags)
+        tracked = STATE.last_tracked = TrackedRun(
+            sink.run_id, run.info.run_name if run else name or "(unnamed)", experiment_id,
+            connection.tracking_uri, run.info.start_time if run else int(time.time() * 1000),
+        )
+        if run is not None:
+            sink.lease = Lease.take(run_leases_dir(connection.tracking_uri), sink.run_id,
+                                    run_id=sink.run_id, started=tracked.start_time)
+        recorder = Recorder(sink.run_id, sink.write_batch)
+        recorder.masked_keys |= said
+        start_recording(recorder)
+        recorder.start()
+    uploads = [_keep_text(sink, run, mask_secret_literals(source), SOURCE_ARTIFACT)
+               if source else None]
     status = "FAILED"
     try:
-        with recording(recorder):
-            recorder.start()
-            _announce("started", tracked)
-            for key, value in params.items():
-                recorder.log_param(key, value)
-            if autolog:
-                mlflow.autolog(silent=True)
-            yield run
-            if capture:
-                log_variables(capture, namespace or {})
+        if start_interrupted.seen:
+            raise KeyboardInterrupt
+        _announce("started", tracked)
+        for key, value in params.items():
+            recorder.log_param(key, value)
+        if autolog:
+            mlflow.autolog(silent=True)
+        yield run
+        if capture:
+            log_variables(capture, namespace or {})
         status = "FINISHED"
     except KeyboardInterrupt:
         status = "KILLED"
@@ -123,19 +152,60 @@ def track(
         uploads.append(_keep_text(sink, run, text, TRACEBACK_ARTIFACT))
         raise
     finally:
-        if autolog:
-            mlflow.autolog(disable=True)
-        recorder.close()
-        _close_run(sink, outer.info.run_id if outer else None, status, quiet)
-        for upload in uploads:
-            if upload is not None:
-                upload.join()
-        tracked.status, tracked.end_time = status, int(time.time() * 1000)
-        sink.end(status, tracked.end_time)
-        tracked.metrics = recorder.last_metrics
-        tracked.complete = not (recorder.bypassed or autolog)
-        tracked.journal = sink.journal.path if sink.journal else None
-        _announce("ended", tracked)
+        closing = partial(_close, tracked, recorder, sink, outer, status, quiet, uploads,
+                          autolog)
+        if run_to_end(closing) and status == "FINISHED":
+            raise KeyboardInterrupt  # the user interrupted while the finished run closed
+    if register is not None:
+        tracked.registered = _register_logged_model(register, tracked)
+
+
+def last_registered():
+    """The model version that the last tracked block registered (``register=``), or None."""
+    tracked = STATE.last_tracked
+    return tracked.registered if tracked is not None else None
+
+
+def _register_logged_model(name: str, tracked: TrackedRun):
+    from mlmagic.core.registry import register
+
+    if tracked.run_id is None:
+        raise InvalidInput(f"the run is in the offline journal, so '{name}' was not "
+                           "registered. After %aml_sync: %aml_register " + name)
+    return register(name, run=tracked.run_id, path=None)
+
+
+def _close(tracked, recorder, sink, outer, status, quiet, uploads, autolog) -> None:
+    """Close a tracked run: every step is tried, whatever the ones before did."""
+    import mlflow
+
+    stop_recording(recorder)
+    if autolog:
+        _try(lambda: mlflow.autolog(disable=True), "turning autolog off")
+    recorder.close()
+    _close_run(sink, outer.info.run_id if outer else None, status, quiet)
+    for upload in uploads:
+        if upload is not None:
+            upload.join()
+    tracked.status, tracked.end_time = status, int(time.time() * 1000)
+    sink.end(status, tracked.end_time)
+    unsaved = sink.unsaved_points()
+    if unsaved:
+        notify(f"{unsaved} point(s) of the run {tracked.run_name} could not be saved: "
+               f"{sink.unsaved_reason()}.")
+    elif sink.lease is not None:
+        sink.lease.release()
+    tracked.metrics = recorder.last_metrics
+    tracked.complete = not (recorder.bypassed or autolog)
+    tracked.journal = sink.journal.path if sink.journal else None
+    _announce("ended", tracked)
+
+
+def _try(step: Callable[[], object], doing: str) -> None:
+    try:
+        step()
+    except Exception as error:
+        notify(f"{doing} failed: {type(error).__name__}: {error_line(error)}")
 
 
 def log_variables(names: Iterable[str], namespace: Mapping[str, object]) -> None:
@@ -224,7 +294,8 @@ def _summary_card(name, run_id, experiment_id, status, duration, metrics, journa
 
 
 def _start_run(connection, name, experiment_id, nested, tags) -> tuple[ActiveRun | None, RunSink]:
-    """Start the run; if its store cannot be reached, plan to create it from the journal."""
+    """Start the run; if its store cannot be reached, plan to create it from the journal.
+    A refusal (401, 403) is one line, and no run is started."""
     import mlflow
 
     try:
@@ -233,9 +304,8 @@ def _start_run(connection, name, experiment_id, nested, tags) -> tuple[ActiveRun
                 run_name=name, experiment_id=experiment_id, nested=nested, tags=tags
             )
     except Exception as error:
-        reason = network_failure(error)
-        if reason is None:
-            raise
+        if network_failure(error) is None:
+            raise explain(error, connection.tracking_uri) or error from None
         from mlflow.tracking.context.registry import resolve_tags
 
         plan = {
@@ -243,24 +313,23 @@ def _start_run(connection, name, experiment_id, nested, tags) -> tuple[ActiveRun
             "start_time": int(time.time() * 1000), "tags": resolve_tags(tags),
         }
         sink = RunSink(connection, None, plan)
-        sink.go_offline(reason)
+        sink.go_offline(error)
         return None, sink
     return run, RunSink(connection, run.info.run_id, {"experiment_id": experiment_id})
 
 
 def _close_run(sink: RunSink, outer_id: str | None, status: str, quiet: bool) -> None:
-    """End the runs the block left open, then its own; journal the end if the store is gone."""
+    """End the runs the block left open, then its own. If the store does not take the end
+    (or already failed during the run), the end goes to the journal with the rest."""
     if sink.run_id is None:
         return
     quiet_links = {"MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true"} if quiet else {}
+    limits = OFFLINE_LIMITS if sink.offline else SHORT_RETRIES
     try:
-        with temporary_env({**SHORT_RETRIES, **quiet_links}):
+        with temporary_env({**limits, **quiet_links}):
             _end_runs(sink.run_id, outer_id, status)
     except Exception as error:
-        reason = network_failure(error)
-        if reason is None:
-            raise
-        sink.go_offline(reason)
+        sink.go_offline(error)
 
 
 def _end_runs(run_id: str, outer_id: str | None, status: str) -> None:
@@ -287,7 +356,7 @@ def _end_runs(run_id: str, outer_id: str | None, status: str) -> None:
 def _keep_text(sink: RunSink, run, text: str, name: str) -> threading.Thread | None:
     """Keep ``text`` as the artifact ``name``: uploaded in the background, or journaled."""
     if sink.offline:
-        sink.journal.add_artifact(name, text)
+        sink.keep_artifact(name, text)
         return None
     return _upload_text(sink, run, text, name)
 
@@ -299,10 +368,10 @@ def _upload_text(sink: RunSink, run: ActiveRun, text: str, name: str) -> threadi
     from mlflow.store.artifact.local_artifact_repo import LocalArtifactRepository
 
     tracking_uri = sink.connection.tracking_uri
+    repository = get_artifact_repository(run.info.artifact_uri, tracking_uri)
 
     def upload() -> None:
         try:
-            repository = get_artifact_repository(run.info.artifact_uri, tracking_uri)
             if isinstance(repository, LocalArtifactRepository):  # a folder: write in place
                 folder = Path(repository.artifact_dir)
                 folder.mkdir(parents=True, exist_ok=True)
@@ -313,11 +382,7 @@ def _upload_text(sink: RunSink, run: ActiveRun, text: str, name: str) -> threadi
                 path.write_text(text, encoding="utf-8")
                 repository.log_artifact(str(path))
         except Exception as error:
-            reason = network_failure(error)
-            if reason is None:
-                notify(f"could not log {name}: {error_line(error, tracking_uri)}")
-            else:
-                sink.keep_artifact(name, text, reason)
+            sink.keep_artifact(name, text, error)
 
     thread = threading.Thread(target=upload, daemon=True)
     thread.start()
@@ -329,14 +394,12 @@ def _source_tags(namespace: Mapping | None) -> dict[str, str]:
     return {"mlflow.source.name": path, "mlflow.source.type": "NOTEBOOK"} if path else {}
 
 
-def _without_secrets(values: Mapping[str, object], kind: str) -> dict:
-    kept = {}
-    for key, value in values.items():
-        if is_secret_name(key):
-            notify(f"the {kind} '{key}' looks like a secret; it was not logged.")
-        else:
-            kept[key] = value
-    return kept
+def _checked_variable_names(names: Iterable[str]) -> list[str]:
+    names = list(names)
+    bad = [name for name in names if not str(name).isidentifier()]
+    if bad:
+        raise InvalidInput(f"capture expects variable names, got {bad}. Example: acc, loss")
+    return names
 
 
 def _is_number(value: object) -> bool:

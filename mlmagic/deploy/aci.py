@@ -6,6 +6,7 @@ from __future__ import annotations
 from mlmagic.deploy import Endpoint
 from mlmagic.deploy.webservice import DEFAULT_TIMEOUT, delete, deploy_service, predict, status
 
+REQUIRES = ("azureml.core", "azure-v1")
 OPTIONS = ("cpu_cores", "memory_gb", "tags", "description", "location")
 __all__ = ["DEFAULT_TIMEOUT", "OPTIONS", "delete", "deploy", "predict", "status"]
 

@@ -7,6 +7,7 @@ from mlmagic.deploy import Endpoint
 from mlmagic.deploy.webservice import DEFAULT_TIMEOUT, delete, deploy_service, predict, status
 from mlmagic.errors import InvalidInput
 
+REQUIRES = ("azureml.core", "azure-v1")
 OPTIONS = ("compute", "cpu_cores", "memory_gb", "tags", "description", "enable_app_insights")
 __all__ = ["DEFAULT_TIMEOUT", "OPTIONS", "delete", "deploy", "predict", "status"]
 

@@ -7,6 +7,7 @@ from mlmagic.deploy import Endpoint
 from mlmagic.deploy.online import DEFAULT_TIMEOUT, delete, deploy_to, predict, status
 from mlmagic.errors import InvalidInput
 
+REQUIRES = ("azure.ai.ml", "azure")
 OPTIONS = ("compute", "instance_type", "instance_count")
 __all__ = ["DEFAULT_TIMEOUT", "OPTIONS", "delete", "deploy", "predict", "status"]
 

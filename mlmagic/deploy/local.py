@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -12,13 +13,17 @@ import time
 import urllib.request
 from pathlib import Path
 
+from mlmagic.core.checks import safe_name
 from mlmagic.core.display import progress
+from mlmagic.core.leases import Lease, endpoint_leases_dir
 from mlmagic.deploy import Endpoint
 from mlmagic.errors import ConnectionFailed, InvalidInput
 
+REQUIRES = None
 OPTIONS = ("port",)
 DEFAULT_TIMEOUT = 180.0
-_PROCESSES: dict[str, subprocess.Popen] = {}
+_PROCESSES: dict[int, subprocess.Popen] = {}  # by pid: two endpoints of a name may overlap
+_LEASES: dict[int, Lease | None] = {}
 
 
 def deploy(model, name: str, *, timeout: float, connection, port: int | None = None) -> Endpoint:
@@ -26,7 +31,7 @@ def deploy(model, name: str, *, timeout: float, connection, port: int | None = N
     port = port or _free_port()
     if _in_use(port):
         raise InvalidInput(f"port {port} on 127.0.0.1 is in use. Pick another with --port.")
-    log = Path(tempfile.gettempdir()) / "mlmagic" / f"{name}-{port}.log"
+    log = Path(tempfile.gettempdir()) / "mlmagic" / f"{safe_name(name)}-{port}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     command = [
         sys.executable, "-m", "mlflow", "models", "serve", "-m", model.uri,
@@ -35,19 +40,32 @@ def deploy(model, name: str, *, timeout: float, connection, port: int | None = N
     with log.open("w") as output:
         process = subprocess.Popen(
             command, stdout=output, stderr=subprocess.STDOUT, start_new_session=True,
-            env={**os.environ, "MLFLOW_TRACKING_URI": connection.tracking_uri},
+            env=server_environment(connection.tracking_uri),
         )
     base = f"http://127.0.0.1:{port}"
     endpoint = Endpoint(name, "local", str(model), f"{base}/invocations",
                         {"pid": process.pid, "log": str(log), "port": port})
-    _PROCESSES[name] = process
+    _PROCESSES[process.pid] = process
+    _LEASES[process.pid] = Lease.take(endpoint_leases_dir(), f"{safe_name(name)}-{port}", name=name,
+                               port=port, server_pid=process.pid, model=str(model),
+                               log=str(log))
     _wait_until_ready(endpoint, process, timeout)
     return endpoint
 
 
+def server_environment(tracking_uri: str) -> dict[str, str]:
+    """The environment of the serving process: this kernel's, with the folder of its Python
+    first on the PATH (the server's own commands, such as uvicorn, live there even when the
+    kernel's environment was never activated), and the store to read the model from."""
+    folder = str(Path(sys.executable).parent)
+    path = os.environ.get("PATH", "")
+    return {**os.environ, "PATH": os.pathsep.join([folder, path]) if path else folder,
+            "MLFLOW_TRACKING_URI": tracking_uri}
+
+
 def status(endpoint: Endpoint) -> str:
     """"alive" if the process runs and answers its health check, else "dead"."""
-    process = _PROCESSES.get(endpoint.name)
+    process = _PROCESSES.get(endpoint.details["pid"])
     if process is None or process.poll() is not None:
         return "dead"
     return "alive" if _answers(endpoint.url.replace("/invocations", "/ping")) else "dead"
@@ -65,17 +83,34 @@ def predict(endpoint: Endpoint, frame) -> list:
         with urllib.request.urlopen(request, timeout=60) as response:
             return json.loads(response.read())["predictions"]
     except urllib.error.HTTPError as error:
-        message = error.read().decode(errors="replace")[:300]
-        raise InvalidInput(f"the endpoint {endpoint.name} refused the data: {message}") from None
+        raise InvalidInput(f"the endpoint {endpoint.name} refused the data: "
+                           f"{refusal_reason(error.read())}") from None
     except OSError as error:
         raise ConnectionFailed(
             f"the endpoint {endpoint.name} does not answer ({error}). Deploy it again."
         ) from None
 
 
+def refusal_reason(body: bytes) -> str:
+    """MLflow's reason for refusing a request (the first line of its message), from the
+    scoring server's answer."""
+    import json
+
+    text = body.decode(errors="replace").strip()
+    try:
+        message = str(json.loads(text).get("message") or text)
+    except (ValueError, AttributeError):
+        message = text
+    lines = [line.strip() for line in message.splitlines() if line.strip()]
+    return (lines[0] if lines else "no reason given")[:500]
+
+
 def delete(endpoint: Endpoint) -> None:
     """Stop the endpoint's process (and the server workers it started)."""
-    process = _PROCESSES.pop(endpoint.name, None)
+    lease = _LEASES.pop(endpoint.details["pid"], None)
+    if lease is not None:
+        lease.release()
+    process = _PROCESSES.pop(endpoint.details["pid"], None)
     if process is None or process.poll() is not None:
         return
     os.killpg(process.pid, signal.SIGTERM)
@@ -93,11 +128,10 @@ def _wait_until_ready(endpoint: Endpoint, process: subprocess.Popen, timeout: fl
         progress(f"starting {endpoint.name} ({elapsed:.0f} s; log: {endpoint.details['log']})")
         if process.poll() is not None:
             progress("", done=True)
-            tail = Path(endpoint.details["log"]).read_text(errors="replace").strip().splitlines()
-            reason = tail[-1] if tail else f"exit code {process.returncode}"
-            _PROCESSES.pop(endpoint.name, None)
+            delete(endpoint)
             raise ConnectionFailed(
-                f"the endpoint {endpoint.name} stopped while starting: {reason} "
+                f"the endpoint {endpoint.name} stopped while starting: "
+                f"{_start_failure(Path(endpoint.details['log']), process.returncode)} "
                 f"(log: {endpoint.details['log']})"
             )
         if _answers(health):
@@ -110,6 +144,22 @@ def _wait_until_ready(endpoint: Endpoint, process: subprocess.Popen, timeout: fl
         f"the endpoint {endpoint.name} did not answer within {timeout:g} s "
         f"(log: {endpoint.details['log']}). Try a longer --timeout."
     )
+
+
+def _start_failure(log: Path, code: int) -> str:
+    """What stopped the server from starting, from its log: a missing package or command
+    named, else the log's last line."""
+    text = log.read_text(errors="replace") if log.exists() else ""
+    missing = re.search(r"No module named '([^']+)'", text)
+    if missing:
+        package = missing.group(1).split(".")[0]
+        return (f"it needs the Python package '{package}', which this kernel's environment "
+                f"lacks: pip install {package}")
+    command = re.search(r"([\w./-]+): (?:command )?not found", text)
+    if command:
+        return f"it needs the command '{command.group(1)}', which is not on the PATH"
+    lines = text.strip().splitlines()
+    return lines[-1] if lines else f"exit code {code}"
 
 
 def _answers(url: str) -> bool:

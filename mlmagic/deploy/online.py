@@ -19,6 +19,7 @@ from mlmagic.core.display import progress
 from mlmagic.deploy import Endpoint
 from mlmagic.errors import ConnectionFailed, InvalidInput, MlmagicError, NotFound
 
+REQUIRES = ("azure.ai.ml", "azure")
 OPTIONS = ("instance_type", "instance_count")
 DEFAULT_TIMEOUT = 1800.0  # Azure takes minutes to provision
 DEFAULT_INSTANCE_TYPE = "Standard_DS3_v2"

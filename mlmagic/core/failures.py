@@ -1,0 +1,201 @@
+"""What went wrong, in one line: network failures, refusals (HTTP 401 and 403), stores that
+cannot take a write, and the short time limits of interactive calls.
+
+Every public core function that talks to a store is :func:`interactive`: its MLflow HTTP
+calls get no retries and the session's connect timeout, so a dead or hung server costs
+seconds, not MLflow's minutes of back-off, and a network failure, 401 or 403 becomes one
+line that says what to do.
+"""
+
+from __future__ import annotations
+
+import errno
+import functools
+import os
+import re
+import socket
+from collections.abc import Callable
+from typing import TypeVar
+
+from mlmagic.core.secrets import error_line, redact_uri
+from mlmagic.errors import ConnectionFailed, MlmagicError, PermissionDenied
+
+DEFAULT_TIMEOUT = 8.0
+_REST_STATUS = re.compile(r"error code (\d{3}) != 200")
+_ENDPOINT = re.compile(r"/api/2\.0/mlflow/([a-z-]+(?:/[a-z-]+)?)|(mlflow-artifacts)")
+_ACTIONS = {
+    "experiments/create": "create experiments",
+    "runs/create": "create runs in this experiment",
+    "runs/update": "end or change this run",
+    "runs/log-batch": "log to this run",
+    "runs/log-metric": "log to this run",
+    "runs/log-parameter": "log to this run",
+    "runs/set-tag": "tag this run",
+    "registered-models/create": "register models",
+    "registered-models/alias": "set aliases",
+    "model-versions/create": "add model versions",
+    "logged-models": "change logged models",
+    "mlflow-artifacts": "upload artifacts",
+}
+F = TypeVar("F", bound=Callable)
+
+
+def exception_chain(error: BaseException) -> list[BaseException]:
+    """``error`` and every exception it wraps (causes, contexts, reasons, arguments)."""
+    chain, pending = [], [error]
+    while pending:
+        current = pending.pop()
+        if not isinstance(current, BaseException) or any(current is e for e in chain):
+            continue
+        chain.append(current)
+        context = None if current.__suppress_context__ else current.__context__
+        pending += [current.__cause__, context, getattr(current, "reason", None)]
+        pending += [arg for arg in current.args if isinstance(arg, BaseException)]
+    return chain
+
+
+def network_failure(error: BaseException) -> str | None:
+    """Name the network failure buried in a chain of wrapped exceptions; None if there is
+    none (the server answered, or the error is not about the network)."""
+    chain = exception_chain(error)
+    if any(isinstance(e, ConnectionRefusedError) for e in chain):
+        return "connection refused"
+    if any(isinstance(e, socket.gaierror) for e in chain):
+        return "host not found"
+    if any("SSL" in type(e).__name__ for e in chain):
+        return "its TLS certificate is not trusted; set REQUESTS_CA_BUNDLE"
+    if any("Timeout" in type(e).__name__ or isinstance(e, TimeoutError) for e in chain):
+        return "no answer in time"
+    if any(isinstance(e, ConnectionError) or "ConnectionError" in type(e).__name__
+           for e in chain):
+        return "connection lost"
+    return None
+
+
+def http_status(error: BaseException) -> int | None:
+    """The HTTP status a server answered with, wherever it is in the chain; None if no
+    server answered."""
+    from mlflow.exceptions import MlflowException
+
+    for item in exception_chain(error):
+        response = getattr(item, "response", None)
+        for status in (getattr(item, "status_code", None),
+                       getattr(response, "status_code", None)):
+            if isinstance(status, int) and 100 <= status < 600:
+                return status
+        if isinstance(item, MlflowException):
+            found = _REST_STATUS.search(item.message or "")
+            if found:
+                return int(found.group(1))
+            if item.error_code in ("UNAUTHENTICATED", "PERMISSION_DENIED"):
+                return 401 if item.error_code == "UNAUTHENTICATED" else 403
+            if type(item).__name__ == "RestException":
+                return item.get_http_status_code()
+    return None
+
+
+def failure_reason(error: BaseException) -> str:
+    """Why a store did not take a write, in a few words: a network failure, the HTTP status
+    it answered with, a read-only store, a full disk, or the error's first line."""
+    reason = network_failure(error)
+    if reason is not None:
+        return reason
+    status = http_status(error)
+    if status is not None:
+        return f"it answered HTTP {status}"
+    codes = {getattr(e, "errno", None) for e in exception_chain(error)}
+    text = " ".join(str(e) for e in exception_chain(error)).lower()
+    if errno.ENOSPC in codes or "disk is full" in text or "no space left" in text:
+        return "the disk is full"
+    if errno.EROFS in codes or "readonly database" in text or "read-only" in text:
+        return "it is read-only"
+    if errno.EACCES in codes or "permission denied" in text:
+        return "permission denied"
+    return f"{type(error).__name__}: {error_line(error)}"
+
+
+def explain(error: BaseException, uri: str) -> MlmagicError | None:
+    """The one-line error for a network failure or a 401/403 from the store at ``uri``;
+    None for other errors."""
+    shown = redact_uri(uri)
+    reason = network_failure(error)
+    if reason is not None:
+        if reason == "no answer in time":
+            reason = f"no answer within {interactive_timeout():g} s"
+        return ConnectionFailed(f"cannot reach {shown} ({reason}). Check that it runs, then "
+                                "try again.")
+    status = http_status(error)
+    if status == 401:
+        return PermissionDenied(f"{shown} refused the credentials (HTTP 401): "
+                                f"{credential_advice(uri)}")
+    if status == 403:
+        return PermissionDenied(
+            f"{_who(uri)} may not {_action(error)} on {shown} (HTTP 403). Ask its admin for "
+            "that permission, or work in an experiment of your own (%aml_experiment NAME)."
+        )
+    return None
+
+
+def credential_advice(uri: str) -> str:
+    """What to set when a store refused the credentials."""
+    scheme = uri.split(":", 1)[0].lower()
+    if scheme == "azureml":
+        return "sign in again (az login, or the --auth you use) and check your role on it."
+    if scheme.startswith("databricks"):
+        return "check DATABRICKS_TOKEN (or your Databricks profile); it may have expired."
+    if os.environ.get("MLFLOW_TRACKING_USERNAME"):
+        return (f"the password of user '{os.environ['MLFLOW_TRACKING_USERNAME']}' was "
+                "refused; check MLFLOW_TRACKING_PASSWORD.")
+    if os.environ.get("MLFLOW_TRACKING_TOKEN"):
+        return "the token in MLFLOW_TRACKING_TOKEN was refused."
+    return ("no credentials were given. Set MLFLOW_TRACKING_USERNAME and "
+            "MLFLOW_TRACKING_PASSWORD (or MLFLOW_TRACKING_TOKEN).")
+
+
+def _who(uri: str) -> str:
+    user = os.environ.get("MLFLOW_TRACKING_USERNAME")
+    return f"user '{user}'" if user and uri.startswith("http") else "these credentials"
+
+
+def _action(error: BaseException) -> str:
+    for item in exception_chain(error):
+        for text in (getattr(item, "message", None), str(item)):
+            found = _ENDPOINT.search(text or "")
+            if found:
+                endpoint = found.group(1) or found.group(2)
+                return next((action for prefix, action in _ACTIONS.items()
+                             if endpoint.startswith(prefix)), "do this")
+    return "do this"
+
+
+def interactive_timeout() -> float:
+    """Seconds an interactive call waits for a server: the connection's connect timeout."""
+    from mlmagic.core.state import STATE
+
+    connection = STATE.connection
+    return connection.timeout if connection is not None else DEFAULT_TIMEOUT
+
+
+def interactive(function: F) -> F:
+    """Run a core function with no HTTP retries and the connect timeout, turning a network
+    failure or a 401/403 into one line (other errors pass unchanged)."""
+    @functools.wraps(function)
+    def call(*args, **kwargs):
+        from mlmagic.core.sink import temporary_env
+        from mlmagic.core.state import STATE
+
+        settings = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
+                    "MLFLOW_HTTP_REQUEST_TIMEOUT": f"{interactive_timeout():g}"}
+        try:
+            with temporary_env(settings):
+                return function(*args, **kwargs)
+        except MlmagicError:
+            raise
+        except Exception as error:
+            connection = STATE.connection
+            explained = explain(error, connection.tracking_uri) if connection else None
+            if explained is None:
+                raise
+            raise explained from None
+
+    return call  # type: ignore[return-value]

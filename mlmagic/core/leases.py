@@ -1,0 +1,192 @@
+"""Leases: what a session owns (its open runs, its local endpoints), written down so that the
+next session on this machine can end what a killed kernel left behind.
+
+A session holds one lock file (``~/.mlmagic/sessions/ID.lock``) while its process lives; the
+operating system lets go of the lock when the process dies, however it dies (SIGKILL, OOM).
+A lease is a small JSON file naming the session, its pid and host, and what it owns. Another
+session that can take the lock of a lease's session knows that the holder is gone.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+import uuid
+from pathlib import Path
+
+from mlmagic.config import mlmagic_home
+from mlmagic.core.display import notify
+
+_SESSION: dict = {}  # id, pid and lock of this process's session, once one is needed
+
+
+def leases_dir() -> Path:
+    """Where leases and session locks are kept: ``~/.mlmagic/leases``."""
+    return mlmagic_home() / "leases"
+
+
+def session_id() -> str:
+    """This process's session, its lock taken on first use (a forked child gets its own)."""
+    from filelock import FileLock
+
+    if _SESSION.get("pid") != os.getpid():
+        ident = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        folder = leases_dir() / "sessions"
+        folder.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(folder / f"{ident}.lock", timeout=0, thread_local=False)
+        lock.acquire()
+        _SESSION.update(id=ident, pid=os.getpid(), lock=lock)
+    return _SESSION["id"]
+
+
+def holder_alive(lease: dict) -> bool:
+    """Whether the session that wrote ``lease`` still runs. A lease of another machine (a
+    shared home folder) counts as alive: this machine cannot tell."""
+    from filelock import FileLock, Timeout
+
+    if lease.get("host") != socket.gethostname():
+        return True
+    if lease.get("session") == _SESSION.get("id") and _SESSION.get("pid") == os.getpid():
+        return True
+    path = leases_dir() / "sessions" / f"{lease.get('session')}.lock"
+    if not path.exists():
+        return False
+    lock = FileLock(path, timeout=0, thread_local=False)
+    try:
+        lock.acquire()
+    except Timeout:
+        return True
+    lock.release()
+    path.unlink(missing_ok=True)
+    return False
+
+
+class Lease:
+    """One thing this session owns, on disk until it is released."""
+
+    def __init__(self, path: Path, data: dict) -> None:
+        self.path, self.data = path, data
+
+    @classmethod
+    def take(cls, folder: Path, file_name: str, **data) -> Lease | None:
+        """Write the lease ``file_name`` in ``folder``; None (and one line) if it cannot be
+        written, for a lease must never stop the work it guards."""
+        try:
+            data = {"session": session_id(), "pid": os.getpid(),
+                    "host": socket.gethostname(), **data}
+            lease = cls(folder / f"{file_name}.json", data)
+            folder.mkdir(parents=True, exist_ok=True)
+            lease._write()
+            return lease
+        except Exception as error:
+            notify(f"cannot write a lease in {folder} ({type(error).__name__}: {error}); if "
+                   "this kernel dies, the next session will not know what it left.")
+            return None
+
+    def update(self, **changes) -> None:
+        """Change the lease's data on disk (a failure to write is ignored: the old data
+        stands)."""
+        self.data.update(changes)
+        with contextlib.suppress(OSError):
+            self._write()
+
+    def release(self) -> None:
+        """Remove the lease: what it guarded is done."""
+        self.path.unlink(missing_ok=True)
+
+    def _write(self) -> None:
+        temporary = self.path.with_suffix(".tmp")
+        temporary.write_text(json.dumps(self.data))
+        os.replace(temporary, self.path)
+
+
+def orphaned(folder: Path) -> list[Lease]:
+    """The leases in ``folder`` whose session is gone (unreadable ones are removed)."""
+    found = []
+    for path in sorted(folder.glob("*.json")) if folder.is_dir() else ():
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, ValueError):
+            path.unlink(missing_ok=True)
+            continue
+        if not holder_alive(data):
+            found.append(Lease(path, data))
+    return found
+
+
+# --- what a dead session left: runs still RUNNING, endpoints still serving --------------------
+
+def run_leases_dir(tracking_uri: str) -> Path:
+    """Where the leases of runs tracked into this store are kept."""
+    from mlmagic.core.journal import store_key
+
+    return leases_dir() / "runs" / store_key(tracking_uri)
+
+
+def endpoint_leases_dir() -> Path:
+    """Where the leases of local endpoints are kept."""
+    return leases_dir() / "endpoints"
+
+
+def end_orphaned_runs(tracking_uri: str) -> list[str]:
+    """End as KILLED the runs of this store that a dead session left RUNNING (end time: the
+    last point it wrote), say so in one line, and return their ids."""
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    client, ended = MlflowClient(tracking_uri), []
+    for lease in orphaned(run_leases_dir(tracking_uri)):
+        run_id = lease.data["run_id"]
+        try:
+            run = client.get_run(run_id)
+            if run.info.status == "RUNNING":
+                end = lease.data.get("last_point") or run.info.start_time
+                client.set_terminated(run_id, "KILLED", end_time=end)
+                ended.append(run.info.run_name or run_id)
+        except MlflowException as error:
+            if error.error_code != "RESOURCE_DOES_NOT_EXIST":
+                raise
+        lease.release()
+    if ended:
+        notify(f"ended {len(ended)} run(s) left RUNNING by a session that died "
+               f"({', '.join(ended[:5])}{', ...' if len(ended) > 5 else ''}): now KILLED.")
+    return ended
+
+
+def stop_orphaned_endpoints() -> list[str]:
+    """Stop the local endpoints a dead session left serving, say so in one line, and return
+    their names."""
+    import signal
+
+    stopped = []
+    for lease in orphaned(endpoint_leases_dir()):
+        pid = lease.data.get("server_pid")
+        if pid and _is_endpoint_server(pid, lease.data.get("port")):
+            try:
+                os.killpg(pid, signal.SIGTERM)
+                stopped.append(f"{lease.data.get('name')} (port {lease.data.get('port')})")
+            except (ProcessLookupError, PermissionError):
+                pass
+        lease.release()
+    if stopped:
+        notify(f"stopped {len(stopped)} local endpoint(s) left serving by a session that "
+               f"died: {', '.join(stopped)}.")
+    return stopped
+
+
+def _is_endpoint_server(pid: int, port: int | None) -> bool:
+    """Whether ``pid`` still runs the MLflow scoring server that answers on ``port`` (not a
+    process that got the same pid later)."""
+    import urllib.request
+
+    cmdline = Path(f"/proc/{pid}/cmdline")
+    try:
+        os.kill(pid, 0)
+        if cmdline.exists() and b"mlflow" not in cmdline.read_bytes():
+            return False
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=2) as answer:
+            return answer.status == 200
+    except (OSError, ValueError):
+        return False
