@@ -65,19 +65,24 @@ class MlflowServer:
     def start(self, limit: float = 180) -> MlflowServer:
         """Start the server and wait until it answers its health check."""
         log = (self.root / "server.log").open("a")
-        command = [
+        self._process = subprocess.Popen(
+            self._command(), stdout=log, stderr=subprocess.STDOUT, cwd=self.root,
+            env=self._environment(), start_new_session=True,
+        )
+        log.close()
+        self._wait_until_healthy(limit)
+        return self
+
+    def _command(self) -> list[str]:
+        return [
             shutil.which("mlflow") or "mlflow", "server", "--host", "127.0.0.1",
             "--port", str(self.port), "--workers", "1",
             "--backend-store-uri", f"sqlite:///{self.root / 'server.db'}",
             "--artifacts-destination", str(self.root / "artifacts"),
         ]
-        self._process = subprocess.Popen(
-            command, stdout=log, stderr=subprocess.STDOUT, cwd=self.root, env=clean_environment(),
-            start_new_session=True,
-        )
-        log.close()
-        self._wait_until_healthy(limit)
-        return self
+
+    def _environment(self) -> dict[str, str]:
+        return clean_environment()
 
     def stop(self) -> None:
         """Stop the server (and the workers it started)."""
@@ -118,8 +123,11 @@ class BasicAuthMlflowServer(MlflowServer):
         self.default_permission = default_permission
         self.admin = admin
 
-    def start(self, limit: float = 180) -> BasicAuthMlflowServer:
-        """Write the auth ini into ``root``, start the server and wait for its health check."""
+    def _command(self) -> list[str]:
+        command = super()._command()
+        return [*command[:2], "--app-name", "basic-auth", *command[2:]]
+
+    def _environment(self) -> dict[str, str]:
         config = self.root / "basic_auth.ini"
         config.write_text(
             "[mlflow]\n"
@@ -135,20 +143,7 @@ class BasicAuthMlflowServer(MlflowServer):
         env["MLFLOW_AUTH_CONFIG_PATH"] = str(config)
         # The app refuses to start without a secret key (for the CSRF of its sign-up page).
         env["MLFLOW_FLASK_SERVER_SECRET_KEY"] = "mlmagic-tests-only"
-        log = (self.root / "server.log").open("a")
-        command = [
-            shutil.which("mlflow") or "mlflow", "server", "--app-name", "basic-auth",
-            "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1",
-            "--backend-store-uri", f"sqlite:///{self.root / 'server.db'}",
-            "--artifacts-destination", str(self.root / "artifacts"),
-        ]
-        self._process = subprocess.Popen(
-            command, stdout=log, stderr=subprocess.STDOUT, cwd=self.root, env=env,
-            start_new_session=True,
-        )
-        log.close()
-        self._wait_until_healthy(limit)
-        return self
+        return env
 
     def create_user(self, name: str, password: str) -> None:
         """Create a (non-admin) user through the admin REST API."""

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 from dataclasses import replace
-from functools import partial
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
@@ -151,22 +150,22 @@ def _credentials_apart(uri: str | None) -> tuple[str | None, dict[str, str]]:
 
 
 def _clean_up_after_dead_sessions(tracking_uri: str) -> None:
-    """End the runs and stop the endpoints that sessions which died left behind, then send
-    the journals they (or this session) kept for this store. Never fails the connect."""
-    from mlmagic.core.leases import end_orphaned_runs, stop_orphaned_endpoints
+    """Stop the local endpoints that sessions which died left serving, then send the
+    journals kept for this store: the runs of dead sessions (ended KILLED) and the runs
+    tracked while the store was away. Never fails the connect."""
+    from mlmagic.core.leases import stop_orphaned_endpoints
 
-    for step in (partial(end_orphaned_runs, tracking_uri), stop_orphaned_endpoints):
-        try:
-            step()
-        except Exception as error:
-            notify(f"could not clean up after a session that died: {error_line(error)}")
+    try:
+        stop_orphaned_endpoints()
+    except Exception as error:
+        notify(f"could not clean up after a session that died: {error_line(error)}")
     if pending(tracking_uri):
         try:
             report = sync()
         except Exception as error:
             notify(f"the offline journal was not sent: {error_line(error)}")
             return
-        if report.runs or report.waiting:
+        if report.runs:
             notify(repr(report))
 
 
@@ -210,6 +209,7 @@ def sync() -> SyncReport:
     """Send the runs kept in the offline journal to the current store, each exactly once.
     Runs another live session still tracks offline wait for it to end them."""
     connection = ensure_connected()
+    held = _send_held()
     try:
         with temporary_env({**SHORT_RETRIES, "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true"}):
             report, run_ids = sync_journals(connection.tracking_uri)
@@ -224,7 +224,25 @@ def sync() -> SyncReport:
     tracked = STATE.last_tracked
     if tracked is not None and tracked.journal in run_ids:
         tracked.run_id, tracked.journal = run_ids[tracked.journal], None
-    return report
+    return replace(report, runs=report.runs + held[0], points=report.points + held[1],
+                   kept=len(STATE.held))
+
+
+def _send_held() -> tuple[int, int]:
+    """Write what closed runs kept in memory (neither their store nor the journal took it)
+    to either of them now: the runs and points it sent."""
+    runs = points = 0
+    for sink in list(STATE.held):
+        waiting = sink.unsaved_points()
+        sink.retry()
+        if not sink.saved:
+            continue
+        STATE.held.remove(sink)
+        if not sink.offline:  # in the store now (else in the journal, sent next)
+            runs, points = runs + 1, points + waiting
+            if sink.journal is not None:
+                sink.journal.discard()
+    return runs, points
 
 
 def current_connection() -> Connection | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import html
 import logging
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -59,6 +60,34 @@ def quiet_loggers(names: tuple[str, ...], level: int) -> Iterator[None]:
     finally:
         for logger, old in zip(loggers, levels, strict=True):
             logger.setLevel(old)
+
+
+_SILENCED = threading.local()
+
+
+class _SilencedHere(logging.Filter):
+    """Drops the records logged in a thread that is inside :func:`silenced`."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not getattr(_SILENCED, "depth", 0)
+
+
+_SILENCER = _SilencedHere()
+
+
+@contextmanager
+def silenced(names: tuple[str, ...]) -> Iterator[None]:
+    """Drop what the named loggers log in this thread during the block (other threads log
+    as usual): for a library's traceback of an error mlmagic says in one line itself."""
+    for name in names:
+        logger = logging.getLogger(name)
+        if _SILENCER not in logger.filters:
+            logger.addFilter(_SILENCER)
+    _SILENCED.depth = getattr(_SILENCED, "depth", 0) + 1
+    try:
+        yield
+    finally:
+        _SILENCED.depth -= 1
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from mlmagic.core.secrets import error_line, redact_uri
 from mlmagic.errors import ConnectionFailed, MlmagicError, PermissionDenied
 
 DEFAULT_TIMEOUT = 8.0
-_REST_STATUS = re.compile(r"error code (\d{3}) != 200")
+_REST_STATUS = re.compile(r"error code (\d{3}) != 200|too many (\d{3}) error responses")
 _ENDPOINT = re.compile(r"/api/2\.0/mlflow/([a-z-]+(?:/[a-z-]+)?)|(mlflow-artifacts)")
 _ACTIONS = {
     "experiments/create": "create experiments",
@@ -37,6 +37,8 @@ _ACTIONS = {
     "logged-models": "change logged models",
     "mlflow-artifacts": "upload artifacts",
 }
+_DISK_ERRORS = {errno.ENOSPC: "the disk is full", errno.EROFS: "it is read-only",
+                errno.EACCES: "permission denied"}
 F = TypeVar("F", bound=Callable)
 
 
@@ -83,10 +85,10 @@ def http_status(error: BaseException) -> int | None:
                        getattr(response, "status_code", None)):
             if isinstance(status, int) and 100 <= status < 600:
                 return status
+        found = _REST_STATUS.search(str(item))
+        if found:
+            return int(found.group(1) or found.group(2))
         if isinstance(item, MlflowException):
-            found = _REST_STATUS.search(item.message or "")
-            if found:
-                return int(found.group(1))
             if item.error_code in ("UNAUTHENTICATED", "PERMISSION_DENIED"):
                 return 401 if item.error_code == "UNAUTHENTICATED" else 403
             if type(item).__name__ == "RestException":
@@ -97,6 +99,8 @@ def http_status(error: BaseException) -> int | None:
 def failure_reason(error: BaseException) -> str:
     """Why a store did not take a write, in a few words: a network failure, the HTTP status
     it answered with, a read-only store, a full disk, or the error's first line."""
+    if isinstance(error, OSError) and error.errno in _DISK_ERRORS:  # not what it was handling
+        return _DISK_ERRORS[error.errno]
     reason = network_failure(error)
     if reason is not None:
         return reason
@@ -106,12 +110,24 @@ def failure_reason(error: BaseException) -> str:
     codes = {getattr(e, "errno", None) for e in exception_chain(error)}
     text = " ".join(str(e) for e in exception_chain(error)).lower()
     if errno.ENOSPC in codes or "disk is full" in text or "no space left" in text:
-        return "the disk is full"
+        return _DISK_ERRORS[errno.ENOSPC]
     if errno.EROFS in codes or "readonly database" in text or "read-only" in text:
-        return "it is read-only"
+        return _DISK_ERRORS[errno.EROFS]
     if errno.EACCES in codes or "permission denied" in text:
-        return "permission denied"
-    return f"{type(error).__name__}: {error_line(error)}"
+        return _DISK_ERRORS[errno.EACCES]
+    root = root_cause(error)
+    return f"{type(root).__name__}: {error_line(root)}"
+
+
+def root_cause(error: BaseException) -> BaseException:
+    """The exception at the bottom of ``error``'s causes (what a database driver raised,
+    say, under the wrappers of an ORM and of MLflow)."""
+    for _ in range(100):  # chains are short; this only guards against a cycle
+        below = error.__cause__ or (None if error.__suppress_context__ else error.__context__)
+        if below is None:
+            break
+        error = below
+    return error
 
 
 def explain(error: BaseException, uri: str) -> MlmagicError | None:

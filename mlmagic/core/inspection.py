@@ -275,6 +275,7 @@ def workspace() -> Card:
         ("backend", backend.name),
         *backend.facts,
         ("tracking URI", redact_uri(connection.tracking_uri)),
+        ("user", connection.user),
         ("experiment", f"{connection.experiment_name} (id {connection.experiment_id})"),
         ("artifact location", redact_uri(experiment.artifact_location)),
         ("studio" if backend.workspace is not None else "UI", backend.link(backend.home_path)

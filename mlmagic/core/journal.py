@@ -16,6 +16,7 @@ is skipped with one line of notice.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -44,13 +45,20 @@ def store_key(tracking_uri: str) -> str:
 
 
 class Journal:
-    """One run's journal, appended to as the run goes on (thread-safe). An append that
-    fails (a full disk) raises; the next one starts on a new line."""
+    """One run's journal, appended to as the run goes on (thread-safe). While its run is
+    online it holds what the store has not confirmed yet (``mark_sent`` cuts it back to its
+    first line); ``durable`` journals (offline runs) are flushed to disk on each line. An
+    append that fails (a full disk) raises; the next one starts on a new line."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self.durable = False
         self._lock = threading.Lock()
         self._torn = False
+        self._header = 0  # bytes of the first line
+        self._last_point: int | None = None  # the newest point the store has confirmed
+        self._sent = 0  # batches after the first line that the store has confirmed
+        self._run_id: str | None = None
 
     @classmethod
     def open(cls, tracking_uri: str, run: dict) -> Journal:
@@ -64,11 +72,55 @@ class Journal:
         journal = cls(folder / f"{name}.jsonl")
         try:
             journal._append({"kind": "run", "store": redact_uri(tracking_uri), "journal": name,
-                             "session": session_id(), "host": socket.gethostname(), **run})
+                             "session": session_id(), "host": socket.gethostname(),
+                             "pid": os.getpid(), **run})
         except OSError:
             journal.path.unlink(missing_ok=True)  # a journal without its first line is no use
             raise
+        journal._header = journal.path.stat().st_size
+        journal._run_id = run.get("run_id")
         return journal
+
+    @property
+    def has_entries(self) -> bool:
+        """Whether it holds anything besides its first line."""
+        with self._lock:
+            return self.path.exists() and self.path.stat().st_size > self._header
+
+    def mark_sent(self, last_point: int | None, *, all_sent: bool) -> None:
+        """The store has the oldest batch not yet marked (and, with ``all_sent``, every
+        batch: the journal is cut back to its first line). The progress file notes it, and
+        the time of the newest point sent (a run whose kernel dies is ended there). A
+        failure to note it is ignored: the batch is sent again, and the store keeps one copy
+        of each point."""
+        with self._lock, contextlib.suppress(OSError):
+            self._last_point = max(filter(None, (last_point, self._last_point)), default=None)
+            if all_sent:
+                os.truncate(self.path, self._header)
+                self._sent = 0
+            else:
+                self._sent += 1
+            _write_atomically(self.path.with_suffix(".progress"),
+                              {"run_id": self._run_id, "lines": 1 + self._sent,
+                               "last_point": self._last_point})
+
+    def send_unsent(self, client) -> None:
+        """Send to the store (through ``client``) what the store has not confirmed, then cut
+        the journal back to its first line."""
+        with self._lock:
+            _send(self.path, _entries(self.path, quiet=True), client)
+            os.truncate(self.path, self._header)
+            self._sent = 0
+            with contextlib.suppress(OSError):
+                _write_atomically(self.path.with_suffix(".progress"),
+                                  {"run_id": self._run_id, "lines": 1,
+                                   "last_point": self._last_point})
+
+    def discard(self) -> None:
+        """Remove the journal: its run is complete in the store."""
+        with self._lock:
+            self.path.unlink(missing_ok=True)
+            self.path.with_suffix(".progress").unlink(missing_ok=True)
 
     def add_batch(self, metrics: list, params: list, tags: list) -> None:
         """Keep a batch of MLflow Metric, Param and RunTag entities."""
@@ -93,7 +145,8 @@ class Journal:
             try:
                 file.write("\n" + line if self._torn else line)
                 file.flush()
-                os.fsync(file.fileno())
+                if self.durable:  # a process that dies loses nothing written; a machine might
+                    os.fsync(file.fileno())
             except OSError:
                 self._torn = True
                 raise
@@ -106,15 +159,24 @@ class SyncReport:
 
     runs: int
     points: int
-    waiting: int = 0
+    waiting: int = 0  # journals of runs a live session still tracks
+    kept: int = 0  # runs whose data is still only in this kernel's memory
+    killed: tuple[str, ...] = ()  # runs of sessions that died, now ended KILLED
 
     def __repr__(self) -> str:
-        waiting = (f"; {self.waiting} run(s) still being tracked by another session wait"
-                   if self.waiting else "")
-        if not self.runs:
-            return "nothing to sync: every tracked run is in the store" + waiting
-        return f"synced {self.runs} run(s) from the offline journal ({self.points} points)" + (
-            waiting)
+        parts = []
+        if self.killed:
+            parts.append(f"ended {len(self.killed)} run(s) left RUNNING by a session that died "
+                         f"({', '.join(self.killed[:3])}{', ...' * (len(self.killed) > 3)}): "
+                         "now KILLED, with what they logged")
+        if self.runs > len(self.killed):
+            parts.append(f"synced {self.runs - len(self.killed)} run(s) ({self.points} points)")
+        if self.waiting:
+            parts.append(f"{self.waiting} run(s) still being tracked wait for their end")
+        if self.kept:
+            parts.append(f"{self.kept} run(s) are still kept in memory: the store and the "
+                         "journal do not take them yet")
+        return "; ".join(parts) or "nothing to sync: every tracked run is in the store"
 
 
 def pending(tracking_uri: str) -> list[Path]:
@@ -135,20 +197,30 @@ def sync_journals(tracking_uri: str) -> tuple[SyncReport, dict[Path, str]]:
     from mlflow import MlflowClient
 
     client = MlflowClient(tracking_uri)
-    run_ids, points, waiting = {}, 0, 0
+    run_ids, points, waiting, killed = {}, 0, 0, []
     for path in pending(tracking_uri):
         outcome = replay(path, client)
         if outcome is None:
             waiting += 1
-        elif outcome != ("", 0):
-            run_ids[path], points = outcome[0], points + outcome[1]
-    return SyncReport(len(run_ids), points, waiting), run_ids
+        elif outcome.run_id:
+            run_ids[path], points = outcome.run_id, points + outcome.points
+            killed += [outcome.name] if outcome.killed else []
+    return SyncReport(len(run_ids), points, waiting, killed=tuple(killed)), run_ids
 
 
-def replay(path: Path, client) -> tuple[str, int] | None:
-    """Send one journal to the store through ``client``, under its lock: its run id and the
-    points sent; None if a live session still writes it; ("", 0) if another session sent it
-    meanwhile."""
+@dataclass(frozen=True)
+class Replayed:
+    """What replaying one journal did."""
+
+    run_id: str  # "" if another session had sent it meanwhile
+    points: int = 0
+    name: str = ""
+    killed: bool = False  # its session had died: the run was ended KILLED
+
+
+def replay(path: Path, client) -> Replayed | None:
+    """Send one journal to the store through ``client``, under its lock; None if a live
+    session still writes it."""
     from filelock import FileLock, Timeout
 
     lock = FileLock(path.with_suffix(".lock"), timeout=0, thread_local=False)
@@ -158,25 +230,29 @@ def replay(path: Path, client) -> tuple[str, int] | None:
         return None  # another session is replaying it right now
     try:
         if not path.exists():
-            return "", 0
+            return Replayed("")
         entries = _entries(path)
-        if not entries or entries[-1]["kind"] != "end":
+        if not entries:
+            return Replayed("")
+        killed = entries[-1]["kind"] != "end"
+        if killed:
             from mlmagic.core.leases import holder_alive
 
-            if entries and holder_alive(entries[0]):
+            if "session" in entries[0] and holder_alive(entries[0]):
                 return None
-            entries.append(_killed(entries))
-        outcome = _send(path, entries, client)
+            entries.append(_killed(entries, _progress(path).get("last_point")))
+        run_id, points = _send(path, entries, client)
         path.unlink()
         path.with_suffix(".progress").unlink(missing_ok=True)
-        return outcome
+        return Replayed(run_id, points, entries[0].get("run_name") or run_id, killed)
     finally:
         path.with_suffix(".lock").unlink(missing_ok=True)
         lock.release()
 
 
-def _entries(path: Path) -> list[dict]:
-    """The journal's lines; torn ones (a write cut short) skipped with one line of notice."""
+def _entries(path: Path, quiet: bool = False) -> list[dict]:
+    """The journal's lines; torn ones (a write cut short) skipped with one line of notice
+    (unless ``quiet``)."""
     entries, torn = [], 0
     for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
         if not line.strip():
@@ -185,7 +261,7 @@ def _entries(path: Path) -> list[dict]:
             entries.append(json.loads(line))
         except ValueError:
             torn += 1
-    if torn:
+    if torn and not quiet:
         notify(f"skipped {torn} torn line(s) of {path.name} (a write cut short, e.g. by a full "
                "disk); the rest of the run is sent.")
     if entries and entries[0].get("kind") != "run":
@@ -196,19 +272,26 @@ def _entries(path: Path) -> list[dict]:
     return entries
 
 
-def _killed(entries: list[dict]) -> dict:
-    """The end of a run whose session died while writing it: KILLED at its last point."""
+def _killed(entries: list[dict], sent_last_point: int | None) -> dict:
+    """The end of a run whose session died while tracking it: KILLED at its last point."""
     times = [m[2] for e in entries if e["kind"] == "batch" for m in e["metrics"]]
-    last = max(times, default=entries[0].get("start_time") if entries else 0)
-    notify("a run's session died while tracking it offline; it is sent and ended as KILLED.")
+    times += [sent_last_point] if sent_last_point else []
+    last = max(times, default=entries[0].get("start_time") or 0)
     return {"kind": "end", "status": "KILLED", "end_time": last}
+
+
+def _progress(path: Path) -> dict:
+    try:
+        return json.loads(path.with_suffix(".progress").read_text())
+    except (OSError, ValueError):
+        return {}
 
 
 def _send(path: Path, entries: list[dict], client) -> tuple[str, int]:
     from mlflow.entities import Metric, Param, RunTag
 
     progress_path = path.with_suffix(".progress")
-    progress = json.loads(progress_path.read_text()) if progress_path.exists() else {}
+    progress = _progress(path)
     run_id, done, points = progress.get("run_id"), progress.get("lines", 0), 0
     for number, entry in enumerate(entries[done:], start=done + 1):
         kind = entry["kind"]
@@ -226,7 +309,8 @@ def _send(path: Path, entries: list[dict], client) -> tuple[str, int]:
             client.log_text(run_id, entry["text"], entry["name"])
         elif kind == "end":
             client.set_terminated(run_id, entry["status"], entry["end_time"])
-        _write_atomically(progress_path, {"run_id": run_id, "lines": number})
+        with contextlib.suppress(OSError):  # unnoted, an entry is sent twice: the store keeps one
+            _write_atomically(progress_path, {"run_id": run_id, "lines": number})
     return run_id, points
 
 

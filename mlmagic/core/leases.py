@@ -1,10 +1,12 @@
-"""Leases: what a session owns (its open runs, its local endpoints), written down so that the
-next session on this machine can end what a killed kernel left behind.
+"""Leases: what a session owns, written down so that the next session on this machine can
+end what a killed kernel left behind.
 
-A session holds one lock file (``~/.mlmagic/sessions/ID.lock``) while its process lives; the
-operating system lets go of the lock when the process dies, however it dies (SIGKILL, OOM).
-A lease is a small JSON file naming the session, its pid and host, and what it owns. Another
-session that can take the lock of a lease's session knows that the holder is gone.
+A session holds one lock file (``~/.mlmagic/leases/sessions/ID.lock``) while its process
+lives; the operating system lets go of the lock when the process dies, however it dies
+(SIGKILL, OOM). A lease is a small JSON file naming the session, its pid and host, and what
+it owns. Another session that can take the lock of a lease's session knows that the holder
+is gone. A run's lease is its journal (:mod:`mlmagic.core.journal`); a local endpoint's is a
+file in ``~/.mlmagic/leases/endpoints``.
 """
 
 from __future__ import annotations
@@ -116,43 +118,11 @@ def orphaned(folder: Path) -> list[Lease]:
     return found
 
 
-# --- what a dead session left: runs still RUNNING, endpoints still serving --------------------
-
-def run_leases_dir(tracking_uri: str) -> Path:
-    """Where the leases of runs tracked into this store are kept."""
-    from mlmagic.core.journal import store_key
-
-    return leases_dir() / "runs" / store_key(tracking_uri)
-
+# --- what a dead session left serving: local endpoints ---------------------------------------
 
 def endpoint_leases_dir() -> Path:
     """Where the leases of local endpoints are kept."""
     return leases_dir() / "endpoints"
-
-
-def end_orphaned_runs(tracking_uri: str) -> list[str]:
-    """End as KILLED the runs of this store that a dead session left RUNNING (end time: the
-    last point it wrote), say so in one line, and return their ids."""
-    from mlflow import MlflowClient
-    from mlflow.exceptions import MlflowException
-
-    client, ended = MlflowClient(tracking_uri), []
-    for lease in orphaned(run_leases_dir(tracking_uri)):
-        run_id = lease.data["run_id"]
-        try:
-            run = client.get_run(run_id)
-            if run.info.status == "RUNNING":
-                end = lease.data.get("last_point") or run.info.start_time
-                client.set_terminated(run_id, "KILLED", end_time=end)
-                ended.append(run.info.run_name or run_id)
-        except MlflowException as error:
-            if error.error_code != "RESOURCE_DOES_NOT_EXIST":
-                raise
-        lease.release()
-    if ended:
-        notify(f"ended {len(ended)} run(s) left RUNNING by a session that died "
-               f"({', '.join(ended[:5])}{', ...' if len(ended) > 5 else ''}): now KILLED.")
-    return ended
 
 
 def stop_orphaned_endpoints() -> list[str]:

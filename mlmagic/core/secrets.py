@@ -9,6 +9,8 @@ a secret phrase. So ``api_key``, ``AZURE_CLIENT_SECRET`` and ``sas_token`` are s
 
 from __future__ import annotations
 
+import ast
+import contextlib
 import io
 import os
 import re
@@ -132,24 +134,41 @@ _QUOTED_NAME = re.compile(r"""^[rbuRBUfF]*(['"])(.*)\1$""", re.S)
 def mask_secret_literals(source: str) -> str:
     """``source`` with each string literal that is assigned to a secret-named variable,
     attribute, dict key, subscript or keyword argument replaced by '***'."""
-    try:
-        tokens = list(tokenize.generate_tokens(io.StringIO(source).readline))
-    except (tokenize.TokenError, SyntaxError):
+    spans = _literal_offsets(source)
+    if spans is None:
         return _mask_by_pattern(source)
-    spans = _secret_literal_spans(
-        [t for t in tokens if t.type not in (tokenize.NL, tokenize.COMMENT)]
-    )
-    if not spans:
-        return source
-    starts = [0]
-    for line in source.splitlines(keepends=True):
-        starts.append(starts[-1] + len(line))
     pieces, position = [], 0
-    for (start_row, start_col), (end_row, end_col) in spans:
-        start, end = starts[start_row - 1] + start_col, starts[end_row - 1] + end_col
+    for start, end in spans:
         pieces += [source[position:start], f"'{REDACTED}'"]
         position = end
     return "".join(pieces + [source[position:]])
+
+
+def secret_literals(source: str) -> list[str]:
+    """The values of the string literals :func:`mask_secret_literals` masks (to scrub them
+    from text that quotes the source, such as a traceback)."""
+    values = []
+    for start, end in _literal_offsets(source) or ():
+        with contextlib.suppress(ValueError, SyntaxError):
+            value = ast.literal_eval(source[start:end])
+            if isinstance(value, str) and len(value) >= MIN_SECRET_LENGTH:
+                values.append(value)
+    return values
+
+
+def _literal_offsets(source: str) -> list[tuple[int, int]] | None:
+    """Where the secret literals of ``source`` are, as character offsets; None if it does not
+    tokenize as Python."""
+    try:
+        tokens = list(tokenize.generate_tokens(io.StringIO(source).readline))
+    except (tokenize.TokenError, SyntaxError):
+        return None
+    starts = [0]
+    for line in source.splitlines(keepends=True):
+        starts.append(starts[-1] + len(line))
+    significant = [t for t in tokens if t.type not in (tokenize.NL, tokenize.COMMENT)]
+    return [(starts[start[0] - 1] + start[1], starts[end[0] - 1] + end[1])
+            for start, end in _secret_literal_spans(significant)]
 
 
 def _secret_literal_spans(tokens: list) -> list[tuple]:
@@ -189,7 +208,9 @@ def _names_secret(tokens: list, index: int) -> bool:
     if not before or before[-1].string not in _ASSIGNING:
         return False
     for token in reversed(before[:-1]):
-        if token.type == tokenize.NAME and token.string not in ("str", "bytes"):
+        if token.string in ("str", "bytes"):  # an annotation: password: str = "..."
+            continue
+        if token.type == tokenize.NAME:
             return is_secret_name(token.string)
         if token.type == tokenize.STRING:
             match = _QUOTED_NAME.match(token.string)

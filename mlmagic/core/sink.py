@@ -9,58 +9,94 @@ from __future__ import annotations
 import json
 import os
 import threading
+from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-from mlmagic.core.display import notify
+from mlmagic.core.display import notify, silenced
 from mlmagic.core.failures import failure_reason, network_failure
 from mlmagic.core.journal import Journal, journal_dir
-from mlmagic.core.leases import Lease
 from mlmagic.core.secrets import redact_uri
 from mlmagic.core.state import Connection
 
 LOG_BATCH = "/api/2.0/mlflow/runs/log-batch"
+# MLflow logs a traceback for each failed SQL write; a failed write of a run is one line here.
+STORE_LOGGERS = ("mlflow.store.db.utils",)
 SHORT_RETRIES = {
     "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1",
     "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
     "MLFLOW_HTTP_REQUEST_TIMEOUT": "10",
 }
+QUICK_TRY = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "5"}
+
+
+_ENV_LOCK = threading.Lock()
+_ENV_OVERRIDES: dict[str, list[tuple[object, str]]] = {}  # name -> (block, value), newest last
+_ENV_BEFORE: dict[str, str | None] = {}  # name -> its value before the first override
 
 
 @contextmanager
 def temporary_env(values: dict[str, str]) -> Iterator[None]:
-    """Set environment variables for the block, then put back what was there."""
-    before = {name: os.environ.get(name) for name in values}
-    os.environ.update(values)
+    """Set environment variables for the block, then put back what was there. Blocks in
+    several threads may overlap: while any is open, the newest one's value holds; when the
+    last closes, the value from before them is back."""
+    block = object()
+    with _ENV_LOCK:
+        for name, value in values.items():
+            if not _ENV_OVERRIDES.get(name):
+                _ENV_BEFORE[name] = os.environ.get(name)
+            _ENV_OVERRIDES.setdefault(name, []).append((block, value))
+            os.environ[name] = value
     try:
         yield
     finally:
-        for name, value in before.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+        with _ENV_LOCK:
+            for name in values:
+                _ENV_OVERRIDES[name] = [o for o in _ENV_OVERRIDES[name] if o[0] is not block]
+                if _ENV_OVERRIDES[name]:
+                    os.environ[name] = _ENV_OVERRIDES[name][-1][1]
+                elif _ENV_BEFORE.get(name) is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = _ENV_BEFORE[name]
 
 
 class RunSink:
-    """Takes a run's batches, artifacts and outcome; journals them once the store does not
-    take them, and keeps them in memory while the journal cannot be written either."""
+    """Takes a run's batches, artifacts and outcome.
+
+    Each batch is appended to the run's journal at once, and a sender thread writes it to the
+    store; what the store has confirmed is marked in the journal, which is cut back to its
+    first line whenever the store has everything. So when the kernel dies, at most the last
+    flush interval is lost: the next session sends the rest and ends the run (see
+    :mod:`mlmagic.core.journal`). When the store does not take a write, the run goes offline:
+    the journal, written durably from then on, is its only copy until %aml_sync sends it.
+    While the journal cannot be written either, entries wait in memory and are tried again.
+    """
 
     def __init__(self, connection: Connection, run_id: str | None, run: dict) -> None:
         self.connection = connection
         self.run_id = run_id
         self.journal: Journal | None = None
-        self.lease: Lease | None = None  # while the run is open in the store
         self.offline_reason: str | None = None
         self._run = run  # experiment_id, run_name, start_time, tags: to create it later
         self._unsaved: list[tuple] = []  # entries neither the store nor the journal took
+        self._outbox: deque[tuple] = deque()  # batches on their way to the store
         self._journal_failure: str | None = None
-        self._journaled = 0  # entries the journal holds besides its first line
         self._lock = threading.RLock()
+        self._work = threading.Condition(self._lock)
+        self._closing = False
+        self._sender: threading.Thread | None = None
+
+    def start(self) -> None:
+        """Open the run's journal and start sending to the store."""
+        with self._lock:
+            self._open_journal()
+        self._sender = threading.Thread(target=self._send_forever, daemon=True)
+        self._sender.start()
 
     @property
     def offline(self) -> bool:
-        """Whether this run's data now goes to the journal."""
+        """Whether the journal, not the store, now takes this run's data."""
         return self.offline_reason is not None
 
     def go_offline(self, error: BaseException) -> None:
@@ -72,23 +108,60 @@ class RunSink:
             shown = redact_uri(self.connection.tracking_uri)
             problem = (f"cannot be reached ({reason})" if network_failure(error)
                        else f"did not take a write ({reason})")
-            where = "the offline journal"
-            if self._open_journal():
-                where = str(self.journal.path)
-            notify(f"the tracking store at {shown} {problem}; this run is kept in {where} "
-                   "until %aml_sync sends it.")
+            unsent = [("batch", *batch) for batch, in_journal in self._outbox if not in_journal]
+            self._outbox.clear()  # the journal holds them, or memory does
+            if self._open_journal(quiet=True):
+                self.journal.durable = True
+                notify(f"the tracking store at {shown} {problem}; this run is kept in "
+                       f"{self.journal.path} until %aml_sync sends it.")
+            else:
+                notify(f"the tracking store at {shown} {problem}, and the offline journal "
+                       f"cannot be written ({self._journal_failure}); the run's data is kept "
+                       "in memory until one of them takes it (%aml_sync tries again).")
+            self._unsaved[:0] = unsent
+            self._keep(None)
 
     def write_batch(self, metrics: list, params: list, tags: list) -> None:
-        """Write a batch to the store, else to the journal, else keep it for later."""
-        if not self.offline:
-            try:
-                self._log_batch(metrics, params, tags)
-                self._note_progress(metrics)
+        """Take a batch: into the journal at once, and on its way to the store (or, offline,
+        into the journal or memory)."""
+        with self._lock:
+            if self.offline or self._sender is None:
+                self._keep(("batch", metrics, params, tags))
                 return
+            in_journal = self._write_ahead(metrics, params, tags)
+            self._outbox.append(((metrics, params, tags), in_journal))
+            self._work.notify()
+
+    def drain(self) -> None:
+        """Wait until the store has every batch taken so far (or the run went offline), and
+        stop the sender."""
+        with self._lock:
+            self._closing = True
+            self._work.notify()
+        if self._sender is not None:
+            self._sender.join()
+
+    def _send_forever(self) -> None:
+        """The sender thread: write the outbox to the store, oldest first."""
+        while True:
+            with self._lock:
+                while not self._outbox and not self._closing:
+                    self._work.wait()
+                if not self._outbox or self.offline:
+                    return
+                (batch, in_journal) = self._outbox[0]
+            try:
+                self._log_batch(*batch, retries=0)
             except Exception as error:
                 self.go_offline(error)
-        self._keep(("batch", metrics, params, tags))
-        self._note_progress(metrics)
+                return
+            with self._lock:
+                if self.offline:  # another thread's failure: the journal has the rest
+                    return
+                self._outbox.popleft()
+                if in_journal:
+                    self.journal.mark_sent(max((m.timestamp for m in batch[0]), default=None),
+                                           all_sent=not self._outbox)
 
     def keep_artifact(self, name: str, text: str, error: BaseException | None = None) -> None:
         """Journal a text artifact (that could not be uploaded because of ``error``)."""
@@ -97,34 +170,71 @@ class RunSink:
         self._keep(("artifact", name, text))
 
     def end(self, status: str, end_time: int) -> None:
-        """Journal the outcome, if the run is being journaled."""
-        if self.offline:
-            self._keep(("end", status, end_time))
+        """Take the run's outcome: the journal keeps it when the run is offline; otherwise
+        the store has everything, and the journal goes."""
+        with self._lock:
+            if self.offline:
+                self._keep(("end", status, end_time))
+            elif self.journal is not None:
+                self.journal.discard()
 
-    def unsaved_points(self) -> int:
-        """How many metric points neither the store nor the journal has taken (yet)."""
+    def retry(self) -> None:
+        """Try once more to write what neither the store nor the journal has taken yet."""
         with self._lock:
             if self._unsaved:
-                self._keep(None)  # one more try
+                self._keep(None)
+
+    def unsaved_points(self) -> int:
+        """How many metric points neither the store nor the journal has taken yet."""
+        with self._lock:
             return sum(len(entry[1]) for entry in self._unsaved if entry[0] == "batch")
+
+    @property
+    def saved(self) -> bool:
+        """Whether everything of the run is in the store or the journal."""
+        return not self._unsaved
 
     def unsaved_reason(self) -> str:
         """Why the unsaved points are not saved."""
         return (f"the store did not take them ({self.offline_reason}) and the journal "
                 f"could not be written ({self._journal_failure})")
 
+    def _write_ahead(self, metrics: list, params: list, tags: list) -> bool:
+        """Append the batch to the journal before the store gets it; False if it can't."""
+        if self.journal is None:
+            return False
+        try:
+            self.journal.add_batch(metrics, params, tags)
+            return True
+        except OSError:
+            return False
+
     def _keep(self, entry: tuple | None) -> None:
         """Append ``entry`` (after what is still unsaved) to the journal; while the journal
-        cannot be written and holds nothing yet, try the store again instead."""
+        cannot be written and holds nothing of the run, try the store again instead."""
         with self._lock:
             if entry is not None:
                 self._unsaved.append(entry)
             if self.journal is not None or self._open_journal():
+                self.journal.durable = True
                 self._write_unsaved(self._to_journal)
-            if self._unsaved and not self._journaled and self.run_id is not None:
-                self._write_unsaved(self._to_store)
-                if not self._unsaved:
-                    self._back_online()
+            if self._unsaved and self.run_id is not None:
+                self._everything_to_store()
+
+    def _everything_to_store(self) -> None:
+        """While the journal cannot be written: send what it holds, then what memory holds,
+        to the store; if the store takes it all, the run is back online."""
+        from mlflow import MlflowClient
+
+        try:
+            if self.journal is not None and self.journal.has_entries:
+                with silenced(STORE_LOGGERS), temporary_env(QUICK_TRY):
+                    self.journal.send_unsent(MlflowClient(self.connection.tracking_uri))
+        except Exception:
+            return
+        self._write_unsaved(self._to_store)
+        if not self._unsaved:
+            self._back_online()
 
     def _write_unsaved(self, write: Callable[[str, list], None]) -> None:
         while self._unsaved:
@@ -140,29 +250,28 @@ class RunSink:
     def _to_journal(self, kind: str, values: list) -> None:
         getattr(self.journal, {"batch": "add_batch", "artifact": "add_artifact",
                                "end": "end"}[kind])(*values)
-        self._journaled += 1
 
     def _to_store(self, kind: str, values: list) -> None:
         from mlflow import MlflowClient
 
         client = MlflowClient(self.connection.tracking_uri)
-        if kind == "batch":
-            self._log_batch(*values, retries=0, timeout=5)
-        elif kind == "artifact":
-            client.log_text(self.run_id, values[1], values[0])
-        else:
-            client.set_terminated(self.run_id, *values)
+        with silenced(STORE_LOGGERS), temporary_env(QUICK_TRY):
+            if kind == "batch":
+                self._log_batch(*values, retries=0, timeout=5)
+            elif kind == "artifact":
+                client.log_text(self.run_id, values[1], values[0])
+            else:
+                client.set_terminated(self.run_id, *values)
 
     def _back_online(self) -> None:
         """The store took what the journal could not: the run goes on there."""
         if self.journal is not None:
-            self.journal.path.unlink(missing_ok=True)  # it holds the run line only
-            self.journal = None
+            self.journal.durable = False
         self.offline_reason = None
         notify(f"the tracking store at {redact_uri(self.connection.tracking_uri)} takes "
-               "writes again; the run goes on there.")
+               "writes again: what was kept in memory is there now.")
 
-    def _open_journal(self) -> bool:
+    def _open_journal(self, quiet: bool = False) -> bool:
         if self.journal is not None:
             return True
         try:
@@ -170,20 +279,16 @@ class RunSink:
                                         {**self._run, "run_id": self.run_id})
             return True
         except Exception as error:
-            self._journal_failed(error)
+            self._journal_failed(error, quiet)
             return False
 
-    def _journal_failed(self, error: Exception) -> None:
+    def _journal_failed(self, error: Exception, quiet: bool = False) -> None:
         first = self._journal_failure is None
         self._journal_failure = failure_reason(error)
-        if first:
+        if first and not quiet:
             notify(f"cannot write the offline journal in {journal_dir()} "
-                   f"({self._journal_failure}); the run's data is kept in memory and "
-                   "written as soon as the store or the journal takes it.")
-
-    def _note_progress(self, metrics: list) -> None:
-        if self.lease is not None and metrics:
-            self.lease.update(last_point=max(m.timestamp for m in metrics))
+                   f"({self._journal_failure}); what the store has not taken yet is kept "
+                   "in memory, and is lost if this kernel dies.")
 
     def _log_batch(self, metrics: list, params: list, tags: list, *, retries: int = 1,
                    timeout: float = 10) -> None:
@@ -191,9 +296,10 @@ class RunSink:
         if host_creds is None:
             from mlflow import MlflowClient
 
-            MlflowClient(self.connection.tracking_uri).log_batch(
-                self.run_id, metrics=metrics, params=params, tags=tags
-            )
+            with silenced(STORE_LOGGERS):
+                MlflowClient(self.connection.tracking_uri).log_batch(
+                    self.run_id, metrics=metrics, params=params, tags=tags
+                )
             return
         from mlflow.protos.service_pb2 import LogBatch
         from mlflow.utils.proto_json_utils import message_to_json

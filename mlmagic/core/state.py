@@ -97,6 +97,7 @@ class State:
     env_written: dict[str, str] = field(default_factory=dict)
     env_of_user: dict[str, str | None] = field(default_factory=dict)
     refused: str | None = None  # why the last connect failed: nothing is tracked until one works
+    held: list = field(default_factory=list)  # RunSinks of closed runs with data not yet saved
 
 
 STATE = State()

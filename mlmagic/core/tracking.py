@@ -15,10 +15,9 @@ from typing import TYPE_CHECKING
 
 from mlmagic.core.checks import checked_model_name, checked_params
 from mlmagic.core.connection import ensure_connected, experiment_id_of
-from mlmagic.core.display import Card, card, format_duration, notify
+from mlmagic.core.display import Card, card, format_duration, notify, silenced
 from mlmagic.core.failures import explain, network_failure
 from mlmagic.core.interrupts import deferred_interrupts, run_to_end
-from mlmagic.core.leases import Lease, run_leases_dir
 from mlmagic.core.notebook import notebook_path
 from mlmagic.core.recorder import (
     Recorder,
@@ -27,8 +26,14 @@ from mlmagic.core.recorder import (
     start_recording,
     stop_recording,
 )
-from mlmagic.core.secrets import error_line, is_secret_name, mask_secret_literals
-from mlmagic.core.sink import SHORT_RETRIES, RunSink, temporary_env
+from mlmagic.core.secrets import (
+    error_line,
+    is_secret_name,
+    mask_secret_literals,
+    scrub,
+    secret_literals,
+)
+from mlmagic.core.sink import SHORT_RETRIES, STORE_LOGGERS, RunSink, temporary_env
 from mlmagic.core.state import STATE, TrackedRun
 from mlmagic.errors import InvalidInput
 
@@ -122,9 +127,6 @@ def track(
             sink.run_id, run.info.run_name if run else name or "(unnamed)", experiment_id,
             connection.tracking_uri, run.info.start_time if run else int(time.time() * 1000),
         )
-        if run is not None:
-            sink.lease = Lease.take(run_leases_dir(connection.tracking_uri), sink.run_id,
-                                    run_id=sink.run_id, started=tracked.start_time)
         recorder = Recorder(sink.run_id, sink.write_batch)
         recorder.masked_keys |= said
         start_recording(recorder)
@@ -148,14 +150,16 @@ def track(
         status = "KILLED"
         raise
     except BaseException as error:
-        text = "".join(traceback.format_exception(error))
+        text = scrub("".join(traceback.format_exception(error)), connection.tracking_uri,
+                     secret_literals(source or ""))
         uploads.append(_keep_text(sink, run, text, TRACEBACK_ARTIFACT))
         raise
     finally:
         closing = partial(_close, tracked, recorder, sink, outer, status, quiet, uploads,
                           autolog)
         if run_to_end(closing) and status == "FINISHED":
-            raise KeyboardInterrupt  # the user interrupted while the finished run closed
+            notify("the interrupt came while the finished cell's run was being closed; the run "
+                   "is complete (FINISHED).")
     if register is not None:
         tracked.registered = _register_logged_model(register, tracked)
 
@@ -183,21 +187,22 @@ def _close(tracked, recorder, sink, outer, status, quiet, uploads, autolog) -> N
     if autolog:
         _try(lambda: mlflow.autolog(disable=True), "turning autolog off")
     recorder.close()
+    sink.drain()
     _close_run(sink, outer.info.run_id if outer else None, status, quiet)
     for upload in uploads:
         if upload is not None:
             upload.join()
     tracked.status, tracked.end_time = status, int(time.time() * 1000)
     sink.end(status, tracked.end_time)
-    unsaved = sink.unsaved_points()
-    if unsaved:
-        notify(f"{unsaved} point(s) of the run {tracked.run_name} could not be saved: "
-               f"{sink.unsaved_reason()}.")
-    elif sink.lease is not None:
-        sink.lease.release()
+    sink.retry()
+    if not sink.saved:
+        STATE.held.append(sink)
+        notify(f"{sink.unsaved_points()} point(s) of the run {tracked.run_name} are not saved "
+               f"yet: {sink.unsaved_reason()}. They are kept in memory while this kernel "
+               "runs; %aml_sync tries again.")
     tracked.metrics = recorder.last_metrics
     tracked.complete = not (recorder.bypassed or autolog)
-    tracked.journal = sink.journal.path if sink.journal else None
+    tracked.journal = sink.journal.path if sink.offline and sink.journal else None
     _announce("ended", tracked)
 
 
@@ -315,7 +320,11 @@ def _start_run(connection, name, experiment_id, nested, tags) -> tuple[ActiveRun
         sink = RunSink(connection, None, plan)
         sink.go_offline(error)
         return None, sink
-    return run, RunSink(connection, run.info.run_id, {"experiment_id": experiment_id})
+    sink = RunSink(connection, run.info.run_id, {"experiment_id": experiment_id,
+                                                 "run_name": run.info.run_name,
+                                                 "start_time": run.info.start_time})
+    sink.start()
+    return run, sink
 
 
 def _close_run(sink: RunSink, outer_id: str | None, status: str, quiet: bool) -> None:
@@ -326,7 +335,7 @@ def _close_run(sink: RunSink, outer_id: str | None, status: str, quiet: bool) ->
     quiet_links = {"MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true"} if quiet else {}
     limits = OFFLINE_LIMITS if sink.offline else SHORT_RETRIES
     try:
-        with temporary_env({**limits, **quiet_links}):
+        with temporary_env({**limits, **quiet_links}), silenced(STORE_LOGGERS):
             _end_runs(sink.run_id, outer_id, status)
     except Exception as error:
         sink.go_offline(error)

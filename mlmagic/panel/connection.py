@@ -57,7 +57,8 @@ class ConnectionSection:
             return connection
 
         self.worker.submit("connecting", connect, lambda c: (
-            f"connected to {redact_uri(c.tracking_uri)}, experiment {c.experiment_name}"))
+            f"connected to {redact_uri(c.tracking_uri)}{f' as {c.user}' if c.user else ''}, "
+            f"experiment {c.experiment_name}"))
 
     def _experiment_picked(self, change) -> None:
         name = change.new
