@@ -6,12 +6,13 @@ kept and tried again, and what is still unsaved when the run closes is said in o
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import threading
 from collections import deque
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 
 from mlmagic.core.display import notify, silenced
 from mlmagic.core.failures import failure_reason, network_failure
@@ -61,6 +62,17 @@ def temporary_env(values: dict[str, str]) -> Iterator[None]:
                     os.environ[name] = _ENV_BEFORE[name]
 
 
+def import_hooks_lock() -> AbstractContextManager:
+    """MLflow's lock of its import hooks (``mlflow.utils.import_hooks``, private; the same
+    name in MLflow 3.10 to 3.17). With autolog on, MLflow runs its hooks holding it and
+    imports inside them, and its finder takes it during every import; a thread that writes
+    to the store imports too (MLflow probes for Databricks on each request). Such a thread
+    takes this lock first, so both orders agree and the kernel cannot deadlock."""
+    from mlflow.utils import import_hooks
+
+    return getattr(import_hooks, "_post_import_hooks_lock", contextlib.nullcontext())
+
+
 class RunSink:
     """Takes a run's batches, artifacts and outcome.
 
@@ -86,6 +98,7 @@ class RunSink:
         self._work = threading.Condition(self._lock)
         self._closing = False
         self._sender: threading.Thread | None = None
+        self.import_lock: AbstractContextManager = contextlib.nullcontext()  # see below
 
     def start(self) -> None:
         """Open the run's journal and start sending to the store."""
@@ -151,7 +164,8 @@ class RunSink:
                     return
                 (batch, in_journal) = self._outbox[0]
             try:
-                self._log_batch(*batch, retries=0)
+                with self.import_lock:
+                    self._log_batch(*batch, retries=0)
             except Exception as error:
                 self.go_offline(error)
                 return
@@ -228,7 +242,7 @@ class RunSink:
 
         try:
             if self.journal is not None and self.journal.has_entries:
-                with silenced(STORE_LOGGERS), temporary_env(QUICK_TRY):
+                with self.import_lock, silenced(STORE_LOGGERS), temporary_env(QUICK_TRY):
                     self.journal.send_unsent(MlflowClient(self.connection.tracking_uri))
         except Exception:
             return
@@ -255,7 +269,7 @@ class RunSink:
         from mlflow import MlflowClient
 
         client = MlflowClient(self.connection.tracking_uri)
-        with silenced(STORE_LOGGERS), temporary_env(QUICK_TRY):
+        with self.import_lock, silenced(STORE_LOGGERS), temporary_env(QUICK_TRY):
             if kind == "batch":
                 self._log_batch(*values, retries=0, timeout=5)
             elif kind == "artifact":

@@ -33,7 +33,13 @@ from mlmagic.core.secrets import (
     scrub,
     secret_literals,
 )
-from mlmagic.core.sink import SHORT_RETRIES, STORE_LOGGERS, RunSink, temporary_env
+from mlmagic.core.sink import (
+    SHORT_RETRIES,
+    STORE_LOGGERS,
+    RunSink,
+    import_hooks_lock,
+    temporary_env,
+)
 from mlmagic.core.state import STATE, TrackedRun
 from mlmagic.errors import InvalidInput
 
@@ -122,7 +128,7 @@ def track(
     )
     tags = {**_source_tags(namespace), **tags}
     with deferred_interrupts() as start_interrupted:
-        run, sink = _start_run(connection, name, experiment_id, nested, tags)
+        run, sink = _start_run(connection, name, experiment_id, nested, tags, autolog)
         tracked = STATE.last_tracked = TrackedRun(
             sink.run_id, run.info.run_name if run else name or "(unnamed)", experiment_id,
             connection.tracking_uri, run.info.start_time if run else int(time.time() * 1000),
@@ -140,8 +146,6 @@ def track(
         _announce("started", tracked)
         for key, value in params.items():
             recorder.log_param(key, value)
-        if autolog:
-            mlflow.autolog(silent=True)
         yield run
         if capture:
             log_variables(capture, namespace or {})
@@ -298,9 +302,13 @@ def _summary_card(name, run_id, experiment_id, status, duration, metrics, journa
     )
 
 
-def _start_run(connection, name, experiment_id, nested, tags) -> tuple[ActiveRun | None, RunSink]:
+def _start_run(connection, name, experiment_id, nested, tags, autolog: bool
+               ) -> tuple[ActiveRun | None, RunSink]:
     """Start the run; if its store cannot be reached, plan to create it from the journal.
-    A refusal (401, 403) is one line, and no run is started."""
+    A refusal (401, 403) is one line, and no run is started. ``autolog`` turns on
+    ``mlflow.autolog()`` before any of the run's threads starts: it imports MLflow's
+    integrations under MLflow's import-hook lock, and a thread importing meanwhile would
+    take the two locks in the other order."""
     import mlflow
 
     try:
@@ -323,6 +331,9 @@ def _start_run(connection, name, experiment_id, nested, tags) -> tuple[ActiveRun
     sink = RunSink(connection, run.info.run_id, {"experiment_id": experiment_id,
                                                  "run_name": run.info.run_name,
                                                  "start_time": run.info.start_time})
+    if autolog:
+        mlflow.autolog(silent=True)
+        sink.import_lock = import_hooks_lock()
     sink.start()
     return run, sink
 
@@ -336,12 +347,17 @@ def _close_run(sink: RunSink, outer_id: str | None, status: str, quiet: bool) ->
     limits = OFFLINE_LIMITS if sink.offline else SHORT_RETRIES
     try:
         with temporary_env({**limits, **quiet_links}), silenced(STORE_LOGGERS):
-            _end_runs(sink.run_id, outer_id, status)
+            failure = _end_runs(sink.run_id, outer_id, status)
     except Exception as error:
-        sink.go_offline(error)
+        failure = error
+    if failure is not None:
+        sink.go_offline(failure)
 
 
-def _end_runs(run_id: str, outer_id: str | None, status: str) -> None:
+def _end_runs(run_id: str, outer_id: str | None, status: str) -> Exception | None:
+    """End the runs the block left open and its own; the first failure, if any (returned,
+    not raised: raised here, it would lose the network error it wraps to the exception the
+    block is failing with)."""
     import mlflow
 
     failures = []
@@ -358,8 +374,7 @@ def _end_runs(run_id: str, outer_id: str | None, status: str) -> None:
             mlflow.MlflowClient().set_terminated(run_id, status, int(time.time() * 1000))
         except Exception as error:
             failures.append(error)
-    if failures:
-        raise failures[0]
+    return failures[0] if failures else None
 
 
 def _keep_text(sink: RunSink, run, text: str, name: str) -> threading.Thread | None:
@@ -386,7 +401,8 @@ def _upload_text(sink: RunSink, run: ActiveRun, text: str, name: str) -> threadi
                 folder.mkdir(parents=True, exist_ok=True)
                 (folder / name).write_text(text, encoding="utf-8")
                 return
-            with tempfile.TemporaryDirectory() as folder:
+            with tempfile.TemporaryDirectory() as folder, sink.import_lock, \
+                    temporary_env(SHORT_RETRIES):
                 path = Path(folder) / name
                 path.write_text(text, encoding="utf-8")
                 repository.log_artifact(str(path))
