@@ -85,11 +85,23 @@ class MlflowServer:
         return clean_environment()
 
     def stop(self) -> None:
-        """Stop the server (and the workers it started)."""
+        """Stop the server (and the workers it started), and wait until it answers no more
+        (the worker may outlive the parent for a moment)."""
         if self._process is None:
             return
         stop_process_group(self._process)
         self._process = None
+        deadline = time.monotonic() + 20
+        while self.answers() and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+    def answers(self) -> bool:
+        """Whether the server answers its health check now."""
+        try:
+            with urllib.request.urlopen(f"{self.url}/health", timeout=2) as response:
+                return response.status == 200
+        except OSError:
+            return False
 
     def _wait_until_healthy(self, limit: float) -> None:
         deadline = time.monotonic() + limit

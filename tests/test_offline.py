@@ -25,21 +25,11 @@ def server(tmp_path_factory):
 @pytest.fixture
 def online(server, shell):
     """The shell connected to the module's server, started again if a test stopped it."""
-    if not _answers(server):
+    if not server.answers():
         server.start()
     shell.run_line_magic("aml_connect", f"{server.url} --experiment offline")
     shell.user_ns["server"] = server
     return shell
-
-
-def _answers(server) -> bool:
-    import urllib.request
-
-    try:
-        with urllib.request.urlopen(f"{server.url}/health", timeout=2):
-            return True
-    except OSError:
-        return False
 
 
 def journals() -> list:
@@ -131,7 +121,7 @@ def test_sync_while_the_server_is_still_down_is_one_line_and_keeps_the_journal(
 
 
 def test_the_journal_holds_no_credentials(server, shell, capsys):
-    if not _answers(server):
+    if not server.answers():
         server.start()
     secret_url = server.url.replace("http://", "http://alice:hunter2@")
     shell.run_line_magic("aml_connect", secret_url)
