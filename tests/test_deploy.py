@@ -9,7 +9,7 @@ import mlflow
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import PRICE_CELL, only_line
+from conftest import PRICE_CELL, error_after_progress, only_line
 from servers import process_alive
 
 
@@ -83,3 +83,69 @@ def test_a_model_that_cannot_be_served_is_one_line(price, capsys, tmp_path):
     assert not price.run_cell("%aml_deploy opaque").success
     assert only_line(capsys).startswith("InvalidInput: the model opaque version 1 has no")
     assert price.run_line_magic("aml_endpoints", "").empty
+
+
+WHERE_AM_I = """\
+import os
+import mlflow
+import pandas as pd
+
+KERNEL = os.getpid()
+
+
+class WhereAmI(mlflow.pyfunc.PythonModel):
+    '''Answers 'kernel' in the process that logged it and 'server' anywhere else: a model
+    that really serves differently from how it predicts here.'''
+
+    def predict(self, context, model_input):
+        here = "kernel" if os.getpid() == KERNEL else "server"
+        return [f"{here}-{row}" for row in model_input["n"]]
+
+
+class Labels(mlflow.pyfunc.PythonModel):
+    def predict(self, context, model_input):
+        return ["even" if n % 2 == 0 else "odd" for n in model_input["n"]]
+
+
+example = pd.DataFrame({"n": [1, 2]})
+for name, model in (("where", WhereAmI()), ("labels", Labels())):
+    with mlflow.start_run():
+        mlflow.pyfunc.log_model(name="model", python_model=model, input_example=example,
+                                registered_model_name=name)
+"""
+
+
+def test_labels_are_checked_exactly_and_a_model_that_serves_differently_is_one_line(
+    price, capsys
+):
+    assert price.run_cell(WHERE_AM_I).success
+    summary = price.run_line_magic("aml_deploy", "labels")  # string labels: no crash
+    assert "endpoint labels: ready" in repr(summary)
+    capsys.readouterr()
+
+    assert not price.run_cell("%aml_deploy where").success
+    line = error_after_progress(capsys)
+    assert line.startswith("MlmagicError: the endpoint where answers differently from the "
+                           "model itself on the check input (2 of 2 differ; the first: served "
+                           "'server-1', expected 'kernel-1')"), line
+    table = price.run_line_magic("aml_endpoints", "").set_index("name")
+    assert table.loc["where", "state"] == "alive (unverified)"  # left up, for inspection
+    assert table.loc["labels", "state"] == "alive"
+
+
+def test_a_refused_request_shows_mlflows_reason(price, capsys):
+    price.run_line_magic("aml_deploy", "price --name svc")
+    price.run_cell("import pandas as pd\nwrong = pd.DataFrame({'colour': ['red']})")
+    capsys.readouterr()
+    assert not price.run_cell("preds = %aml_predict svc wrong").success
+    line = only_line(capsys)
+    assert line.startswith("InvalidInput: the endpoint svc refused the data: ")
+    assert "missing inputs" in line and "rooms" in line and "'columns'" not in line, line
+
+
+def test_the_server_starts_whatever_the_kernels_path(price, monkeypatch):
+    # a kernelspec pointing at an environment's python, never activated: its bin folder
+    # (where uvicorn, which `mlflow models serve` runs, lives) is not on the PATH
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")
+    summary = price.run_line_magic("aml_deploy", "price --name bare")
+    assert "endpoint bare: ready" in repr(summary)

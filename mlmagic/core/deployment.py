@@ -17,9 +17,8 @@ from mlmagic.core.checks import (
 )
 from mlmagic.core.connection import ensure_connected
 from mlmagic.core.display import Card, card
-from mlmagic.core.failures import interactive
+from mlmagic.core.failures import interactive, refusal_reason
 from mlmagic.core.registry import resolve_model
-from mlmagic.core.secrets import error_line
 from mlmagic.core.sink import temporary_env
 from mlmagic.core.state import STATE
 from mlmagic.deploy import Endpoint, target
@@ -222,7 +221,7 @@ def _expected_predictions(ref, check):
         return example, model.predict(example)
     except Exception as error:
         raise InvalidInput(f"the model {ref} cannot score the check data, so nothing was "
-                           f"deployed: {error_line(error)}") from None
+                           f"deployed: {refusal_reason(str(error))}") from None
 
 
 def _verify(endpoint: Endpoint, example, expected) -> None:
@@ -257,7 +256,7 @@ def prediction_difference(expected, served) -> str | None:
         return None
     first = tuple(np.argwhere(~same)[0])
     return (f"{int((~same).sum())} of {same.size} differ; the first: served "
-            f"{got[first]!r}, expected {wanted[first]!r}")
+            f"{got[first].item()!r}, expected {wanted[first].item()!r}")
 
 
 def _as_array(predictions):

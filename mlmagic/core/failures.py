@@ -96,6 +96,15 @@ def http_status(error: BaseException) -> int | None:
     return None
 
 
+def refusal_reason(message: str) -> str:
+    """Why a model refused an input, from MLflow's message: the first line after its last
+    "Error: " (MLflow quotes the whole input first: "Failed to enforce schema of data
+    '<frame>' with schema '<schema>'. Error: Model is missing inputs ['age']")."""
+    reason = message.rsplit("Error: ", 1)[-1]
+    lines = [line.strip() for line in reason.splitlines() if line.strip()]
+    return (lines[0] if lines else "no reason given")[:500]
+
+
 def failure_reason(error: BaseException) -> str:
     """Why a store did not take a write, in a few words: a network failure, the HTTP status
     it answered with, a read-only store, a full disk, or the error's first line."""

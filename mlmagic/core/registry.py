@@ -265,26 +265,39 @@ def _check_model_at(source: str) -> None:
 
 
 def _register_or_undo(client, name: str, source: str, tags: dict):
-    """Register ``source`` as a new version of ``name``; if that fails, remove the registered
-    model again when this call created it."""
+    """Register ``source`` as a new version of ``name``; if that fails part-way, remove what
+    this call made (the version, and the registered model if it is new)."""
     import mlflow
-    from mlflow.exceptions import MlflowException
 
-    existed = bool(client.search_registered_models(f"name = '{_quoted(name)}'"))
+    before = _version_numbers(client, name)
     try:
         # MLflow prints its own "Created version" lines; the caller shows a summary instead
         with contextlib.redirect_stderr(io.StringIO()):
             return mlflow.register_model(source, name, tags=tags or None)
     except Exception as error:
-        if not existed:
-            with contextlib.suppress(MlflowException):
-                if not client.search_model_versions(f"name = '{_quoted(name)}'"):
-                    client.delete_registered_model(name)
+        _undo_registration(client, name, before)
         if explain(error, client.tracking_uri) is not None:
             raise
         raise InvalidInput(
             f"could not register '{name}': {error_line(error, client.tracking_uri)}"
         ) from None
+
+
+def _version_numbers(client, name: str) -> set[str] | None:
+    """The versions of the registered model ``name``; None if there is no such model."""
+    if not client.search_registered_models(f"name = '{_quoted(name)}'"):
+        return None
+    return {v.version for v in client.search_model_versions(f"name = '{_quoted(name)}'")}
+
+
+def _undo_registration(client, name: str, before: set[str] | None) -> None:
+    from mlflow.exceptions import MlflowException
+
+    with contextlib.suppress(MlflowException):
+        for version in (_version_numbers(client, name) or set()) - (before or set()):
+            client.delete_model_version(name, version)
+        if before is None and _version_numbers(client, name) == set():
+            client.delete_registered_model(name)
 
 
 def _quoted(text: str) -> str:

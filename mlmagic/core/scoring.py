@@ -7,9 +7,8 @@ import os
 import sys
 
 from mlmagic.core.connection import ensure_connected
-from mlmagic.core.failures import interactive
+from mlmagic.core.failures import interactive, refusal_reason
 from mlmagic.core.registry import resolve_model
-from mlmagic.core.secrets import error_line
 from mlmagic.errors import InvalidInput, MissingExtra, MlmagicError, NotFound
 
 
@@ -31,7 +30,7 @@ def score(
     """
     from mlflow.exceptions import MlflowException
 
-    connection = ensure_connected()
+    ensure_connected()
     if data is None and table is None:
         raise InvalidInput("nothing to score. Give --input VAR (a DataFrame) or --table NAME.")
     uri = resolve_model(model).uri
@@ -41,7 +40,7 @@ def score(
         return _score_here(uri, data, column)
     except MlflowException as error:
         raise InvalidInput(
-            f"the model could not score this input: {error_line(error, connection.tracking_uri)}"
+            f"the model could not score this input: {refusal_reason(error.message)}"
         ) from None
 
 

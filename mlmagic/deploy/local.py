@@ -15,6 +15,7 @@ from pathlib import Path
 
 from mlmagic.core.checks import safe_name
 from mlmagic.core.display import progress
+from mlmagic.core.failures import refusal_reason
 from mlmagic.core.leases import Lease, endpoint_leases_dir
 from mlmagic.deploy import Endpoint
 from mlmagic.errors import ConnectionFailed, InvalidInput
@@ -84,25 +85,22 @@ def predict(endpoint: Endpoint, frame) -> list:
             return json.loads(response.read())["predictions"]
     except urllib.error.HTTPError as error:
         raise InvalidInput(f"the endpoint {endpoint.name} refused the data: "
-                           f"{refusal_reason(error.read())}") from None
+                           f"{_answer_reason(error.read())}") from None
     except OSError as error:
         raise ConnectionFailed(
             f"the endpoint {endpoint.name} does not answer ({error}). Deploy it again."
         ) from None
 
 
-def refusal_reason(body: bytes) -> str:
-    """MLflow's reason for refusing a request (the first line of its message), from the
-    scoring server's answer."""
+def _answer_reason(body: bytes) -> str:
+    """MLflow's reason for refusing a request, from the scoring server's answer."""
     import json
 
     text = body.decode(errors="replace").strip()
     try:
-        message = str(json.loads(text).get("message") or text)
+        return refusal_reason(str(json.loads(text).get("message") or text))
     except (ValueError, AttributeError):
-        message = text
-    lines = [line.strip() for line in message.splitlines() if line.strip()]
-    return (lines[0] if lines else "no reason given")[:500]
+        return refusal_reason(text)
 
 
 def delete(endpoint: Endpoint) -> None:
