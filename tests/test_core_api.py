@@ -52,7 +52,8 @@ def test_errors_are_one_family_and_render_as_one_line(workdir):
         ("password", True), ("db_password", True), ("apiKey", True), ("API_TOKEN", True),
         ("client_secret", True), ("sas", True), ("storage_connection_string", True),
         ("accuracy", False), ("monkey", False), ("n_tokens_seen", False), ("keyboard", False),
-        ("learning_rate", False),
+        ("learning_rate", False), ("key_size", False), ("pass_rate", False),
+        ("sort_key", False), ("tokenizer", False),
     ],
 )
 def test_secret_names(name, secret):

@@ -215,7 +215,7 @@ def _names_secret(tokens: list, index: int) -> bool:
         if token.type == tokenize.STRING:
             match = _QUOTED_NAME.match(token.string)
             return bool(match) and is_secret_name(match.group(2))
-        if token.string not in ("]", ":", "[", "."):
+        if token.string not in ("]", ":", "[", ".", "(", "="):
             return False
     return False
 

@@ -1,0 +1,180 @@
+"""The fast tier: the pure rules behind the promises (what a secret is, what a valid name
+is, how predictions are compared, how a failure is described), each tried both ways."""
+
+from __future__ import annotations
+
+import errno
+import os
+import signal
+import threading
+import time
+
+import pandas as pd
+import pytest
+
+from mlmagic.core import checks
+from mlmagic.core.deployment import prediction_difference
+from mlmagic.core.failures import failure_reason, http_status, refusal_reason
+from mlmagic.core.interrupts import run_to_end
+from mlmagic.core.secrets import (
+    is_secret_name,
+    mask_secret_literals,
+    redact_uri,
+    scrub,
+    secret_literals,
+    split_credentials,
+)
+from mlmagic.core.sink import temporary_env
+from mlmagic.errors import InvalidInput
+
+SECRET = ["password", "db_password", "apiKey", "APIKey", "API_TOKEN", "client_secret", "sas",
+          "sas_token", "storage_connection_string", "MLFLOW_TRACKING_PASSWORD", "private_key",
+          "access_key", "accountKey", "credentials", "passwd", "secret", "DATABRICKS_TOKEN",
+          "AZURE_CLIENT_SECRET", "sig"]
+NOT_SECRET = ["key_size", "pass_rate", "sort_key", "tokenizer", "n_tokens_seen", "accuracy",
+              "monkey", "keyboard", "learning_rate", "auth", "session_id", "passenger_count",
+              "keystroke", "n_tokens"]
+
+
+@pytest.mark.parametrize("name", SECRET)
+def test_secret_names(name):
+    assert is_secret_name(name)
+
+
+@pytest.mark.parametrize("name", NOT_SECRET)
+def test_names_that_are_not_secrets(name):
+    assert not is_secret_name(name)
+
+
+def test_secret_literals_are_masked_and_the_rest_of_the_source_kept():
+    source = (
+        'db_password = "lit-one-1"\n'
+        'cfg = {"api_key": "lit-two-2", "region": "eu"}\n'
+        "connect(host='h', password='lit-three-3')\n"
+        'os.environ["MY_TOKEN"] = "lit-four-4"\n'
+        'mlflow.log_param("client_secret", "lit-five-5")\n'
+        'pwd: str = "lit-six-6"\n'
+        "token = ('lit-seven-7'\n         'lit-eight-8')\n"
+        'sort_key = "rooms"\n'
+        "%time x = 1\n"
+    )
+    masked = mask_secret_literals(source)
+    for number, word in enumerate(["one", "two", "three", "four", "five", "six", "seven",
+                                   "eight"], start=1):
+        assert f"lit-{word}-{number}" not in masked
+    assert '"region": "eu"' in masked and 'sort_key = "rooms"' in masked
+    assert "%time x = 1" in masked and masked.count("'***'") == 7
+    assert secret_literals(source)[:2] == ["lit-one-1", "lit-two-2"]
+
+
+def test_source_that_does_not_tokenize_is_still_masked():
+    source = 'api_key = "lit-open-1"\nnotes = """never closed\n'
+    masked = mask_secret_literals(source)
+    assert "lit-open-1" not in masked and 'notes = """never closed' in masked
+
+
+def test_uris_lose_their_credentials():
+    assert redact_uri("http://u:pw@host:5000") == "http://u:***@host:5000"
+    assert "pw" not in redact_uri("http://u:pw@[::1")  # not even parseable
+    assert redact_uri("https://h/p?sig=abc&x=1") == "https://h/p?sig=***&x=1"
+    assert split_credentials("http://alice:s3@h:5000/p") == ("http://h:5000/p", "alice", "s3")
+    assert split_credentials("sqlite:///x.db") == ("sqlite:///x.db", None, None)
+
+
+def test_scrub_hides_the_values_of_secret_environment_variables(monkeypatch):
+    monkeypatch.setenv("MY_API_TOKEN", "tok-12345")
+    monkeypatch.setenv("DEBUG_FLAG", "tok-12345-not-secret")  # not secret-named
+    monkeypatch.setenv("SHORT_PASSWORD", "abc")  # too short to mask ordinary text
+    assert scrub("sent tok-12345 with abc") == "sent *** with abc"
+
+
+@pytest.mark.parametrize(("expected", "served", "difference"), [
+    ([1.0, 2.0], [1.0 + 1e-12, 2.0], None),
+    ([1.0, 2.0], [1.0, 2.5], "1 of 2 differ; the first: served 2.5, expected 2.0"),
+    (["cat", "dog"], ["cat", "dog"], None),
+    (["cat", "dog"], ["cat", "cow"], "1 of 2 differ; the first: served 'cow', expected 'dog'"),
+    ([1, 2, 3], [1, 2], "2 value(s) served, 3 expected"),
+    (pd.DataFrame({"a": [1], "b": ["x"]}), [{"a": 1, "b": "x"}], None),
+])
+def test_predictions_are_compared_numbers_within_rounding_labels_exactly(
+    expected, served, difference
+):
+    assert prediction_difference(expected, served) == difference
+
+
+def test_refusal_reasons_drop_the_quoted_input():
+    message = ("Failed to enforce schema of data '  colour\n0    red' with schema "
+               "'['rooms': double (required)]'. Error: Model is missing inputs ['rooms'].")
+    assert refusal_reason(message) == "Model is missing inputs ['rooms']."
+
+
+def test_a_full_disk_is_named_whatever_the_error_was_handling():
+    try:
+        try:
+            raise ConnectionError("the store went away")
+        except ConnectionError:
+            raise OSError(errno.ENOSPC, "No space left on device") from None
+    except OSError as error:
+        assert failure_reason(error) == "the disk is full"
+    status = Exception("Max retries (Caused by ResponseError('too many 503 error responses'))")
+    assert http_status(status) == 503
+
+
+@pytest.mark.parametrize(("check", "value"), [
+    (checks.checked_alias, "v3"), (checks.checked_alias, "latest"),
+    (checks.checked_alias, "a b"), (checks.checked_alias, "x" * 256),
+    (checks.checked_port, 0), (checks.checked_port, 65536), (checks.checked_port, True),
+    (checks.checked_timeout, float("nan")), (checks.checked_timeout, float("inf")),
+    (checks.checked_timeout, -1), (checks.checked_endpoint_name, "../x"),
+    (checks.checked_endpoint_name, "a:b"), (checks.checked_model_name, "a/b"),
+    (checks.checked_experiment_name, "  "),
+])
+def test_checks_refuse(check, value):
+    with pytest.raises(InvalidInput):
+        check(value)
+
+
+def test_checks_accept_and_clean():
+    assert checks.checked_alias("champion_2") == "champion_2"
+    assert checks.checked_version("007", "m:007") == "7"
+    with pytest.raises(InvalidInput):
+        checks.checked_version("\u0661", "m:\u0661")  # an Arabic-Indic digit
+    assert checks.checked_endpoint_name("churn-api_2") == "churn-api_2"
+    assert checks.safe_name("my model/v2!") == "my-model-v2"
+
+
+def test_overlapping_temporary_environments_in_threads_restore_the_original(monkeypatch):
+    monkeypatch.setenv("MLMAGIC_PROBE", "original")
+    inside = threading.Event()
+    leave = threading.Event()
+
+    def other() -> None:
+        with temporary_env({"MLMAGIC_PROBE": "thread"}):
+            inside.set()
+            leave.wait(5)
+
+    thread = threading.Thread(target=other)
+    with temporary_env({"MLMAGIC_PROBE": "main"}):
+        thread.start()
+        inside.wait(5)
+    assert os.environ["MLMAGIC_PROBE"] == "thread"  # still held by the other block
+    leave.set()
+    thread.join()
+    assert os.environ["MLMAGIC_PROBE"] == "original"
+
+
+@pytest.mark.skipif(threading.current_thread() is not threading.main_thread(),
+                    reason="signals reach the main thread only")
+def test_work_that_must_end_runs_to_its_end_under_interrupts():
+    steps = []
+
+    def step() -> None:
+        steps.append("begun")
+        for _ in range(3):
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.01)
+        steps.append("ended")
+
+    assert run_to_end(step) is True
+    assert steps == ["begun", "ended"]
+    assert run_to_end(lambda: None) is False
