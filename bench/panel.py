@@ -63,8 +63,8 @@ def measure() -> dict:
             times["sort"].append(_seconds(lambda: runs.sort_by("metrics.loss")))
             times["next_page"].append(_seconds(lambda: runs.show_page(runs.page + 1)))
             run_id = runs.table.index[round_]
-            times["chart_selected_run"].append(_seconds(lambda: (runs.select([run_id]),
-                                                                panel.wait())))
+            times["chart_selected_run"].append(_seconds(
+                lambda run_id=run_id: (runs.select([run_id]), panel.wait())))
         shown = runs.page_label.value
         panel.close()
     return {

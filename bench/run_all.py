@@ -17,6 +17,7 @@ from pathlib import Path
 
 import azure_workspace
 import empty_cell
+import faults
 import live_view
 import load_ext
 import metric_logging
@@ -49,6 +50,7 @@ BENCHMARKS = {
     "models": models,
     "azure_workspace": azure_workspace,
     "panel": panel,
+    "faults": faults,
 }
 
 

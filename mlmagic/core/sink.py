@@ -6,13 +6,12 @@ kept and tried again, and what is still unsaved when the run closes is said in o
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import threading
 from collections import deque
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import contextmanager
 
 from mlmagic.core.display import notify, silenced
 from mlmagic.core.failures import failure_reason, network_failure
@@ -62,15 +61,22 @@ def temporary_env(values: dict[str, str]) -> Iterator[None]:
                     os.environ[name] = _ENV_BEFORE[name]
 
 
-def import_hooks_lock() -> AbstractContextManager:
-    """MLflow's lock of its import hooks (``mlflow.utils.import_hooks``, private; the same
-    name in MLflow 3.10 to 3.17). With autolog on, MLflow runs its hooks holding it and
-    imports inside them, and its finder takes it during every import; a thread that writes
-    to the store imports too (MLflow probes for Databricks on each request). Such a thread
-    takes this lock first, so both orders agree and the kernel cannot deadlock."""
-    from mlflow.utils import import_hooks
+def prepare_writer_threads() -> None:
+    """Do in this (the kernel's) thread the imports the run's writer threads would do: with
+    ``mlflow.autolog()`` on, MLflow's import hooks hold a lock of their own while importing,
+    and its finder takes that lock during every import, so a thread that imports while the
+    kernel's thread does can deadlock the kernel. MLflow probes for the Databricks runtime on
+    every request by importing ``dbruntime`` (seen with MLflow 3.10 to 3.17); where it does not
+    exist, it is marked absent, so the probe fails at once without the import machinery."""
+    import importlib.util
+    import sys
 
-    return getattr(import_hooks, "_post_import_hooks_lock", contextlib.nullcontext())
+    import mlflow.protos.service_pb2  # noqa: F401 - what _log_batch needs, imported here
+    import mlflow.utils.proto_json_utils  # noqa: F401
+    import mlflow.utils.rest_utils  # noqa: F401
+
+    if "dbruntime" not in sys.modules and importlib.util.find_spec("dbruntime") is None:
+        sys.modules["dbruntime"] = None
 
 
 class RunSink:
@@ -98,10 +104,10 @@ class RunSink:
         self._work = threading.Condition(self._lock)
         self._closing = False
         self._sender: threading.Thread | None = None
-        self.import_lock: AbstractContextManager = contextlib.nullcontext()  # see below
 
     def start(self) -> None:
         """Open the run's journal and start sending to the store."""
+        prepare_writer_threads()
         with self._lock:
             self._open_journal()
         self._sender = threading.Thread(target=self._send_forever, daemon=True)
@@ -164,8 +170,7 @@ class RunSink:
                     return
                 (batch, in_journal) = self._outbox[0]
             try:
-                with self.import_lock:
-                    self._log_batch(*batch, retries=0)
+                self._log_batch(*batch, retries=0)
             except Exception as error:
                 self.go_offline(error)
                 return
@@ -242,7 +247,7 @@ class RunSink:
 
         try:
             if self.journal is not None and self.journal.has_entries:
-                with self.import_lock, silenced(STORE_LOGGERS), temporary_env(QUICK_TRY):
+                with silenced(STORE_LOGGERS), temporary_env(QUICK_TRY):
                     self.journal.send_unsent(MlflowClient(self.connection.tracking_uri))
         except Exception:
             return
@@ -269,7 +274,7 @@ class RunSink:
         from mlflow import MlflowClient
 
         client = MlflowClient(self.connection.tracking_uri)
-        with self.import_lock, silenced(STORE_LOGGERS), temporary_env(QUICK_TRY):
+        with silenced(STORE_LOGGERS), temporary_env(QUICK_TRY):
             if kind == "batch":
                 self._log_batch(*values, retries=0, timeout=5)
             elif kind == "artifact":

@@ -37,7 +37,6 @@ from mlmagic.core.sink import (
     SHORT_RETRIES,
     STORE_LOGGERS,
     RunSink,
-    import_hooks_lock,
     temporary_env,
 )
 from mlmagic.core.state import STATE, TrackedRun
@@ -307,8 +306,9 @@ def _start_run(connection, name, experiment_id, nested, tags, autolog: bool
     """Start the run; if its store cannot be reached, plan to create it from the journal.
     A refusal (401, 403) is one line, and no run is started. ``autolog`` turns on
     ``mlflow.autolog()`` before any of the run's threads starts: it imports MLflow's
-    integrations under MLflow's import-hook lock, and a thread importing meanwhile would
-    take the two locks in the other order."""
+    integrations under the lock of MLflow's import hooks, and a thread importing meanwhile
+    would take that lock and an import lock in the other order (see
+    :func:`mlmagic.core.sink.prepare_writer_threads`)."""
     import mlflow
 
     try:
@@ -333,7 +333,6 @@ def _start_run(connection, name, experiment_id, nested, tags, autolog: bool
                                                  "start_time": run.info.start_time})
     if autolog:
         mlflow.autolog(silent=True)
-        sink.import_lock = import_hooks_lock()
     sink.start()
     return run, sink
 
@@ -401,8 +400,7 @@ def _upload_text(sink: RunSink, run: ActiveRun, text: str, name: str) -> threadi
                 folder.mkdir(parents=True, exist_ok=True)
                 (folder / name).write_text(text, encoding="utf-8")
                 return
-            with tempfile.TemporaryDirectory() as folder, sink.import_lock, \
-                    temporary_env(SHORT_RETRIES):
+            with tempfile.TemporaryDirectory() as folder, temporary_env(SHORT_RETRIES):
                 path = Path(folder) / name
                 path.write_text(text, encoding="utf-8")
                 repository.log_artifact(str(path))
