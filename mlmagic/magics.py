@@ -300,9 +300,8 @@ class MlMagic(Magics):
                 live.stop()
             if started and self.show_summary:
                 self._show_last_run(live)
-        registered = core.last_registered()
-        if args.register and registered is not None:
-            display(core.version_summary(registered))
+        if args.register:
+            display(core.version_summary(core.last_registered()))
         return value
 
     @magic_arguments()
@@ -548,13 +547,7 @@ def _pairs(pairs: list[str], option: str) -> dict[str, str]:
 
 
 def _variable_names(text: str) -> list[str]:
-    names = [name for name in re.split(r"[,\s]+", text) if name]
-    bad = [name for name in names if not name.isidentifier()]
-    if bad:
-        raise InvalidInput(
-            f"--capture expects variable names, got {bad}. Example: --capture acc,loss"
-        )
-    return names
+    return [name for name in re.split(r"[,\s]+", text) if name]  # core.track checks them
 
 
 def _refuse_blank(parser, dest: str, value, shown_name: str) -> None:

@@ -152,7 +152,7 @@ def test_syntax_error_creates_no_run(connected, capsys):
     [
         ("%%track --param lr\npass", "InvalidInput: --param expects KEY=VALUE, got 'lr'"),
         ("%%track --tag =x\npass", "InvalidInput: --tag expects KEY=VALUE, got '=x'"),
-        ("%%track --capture 1abc\npass", "InvalidInput: --capture expects variable names"),
+        ("%%track --capture 1abc\npass", "InvalidInput: capture expects variable names"),
         ("%%track --nme x\npass", "UsageError: unrecognized arguments: --nme x"),
     ],
 )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import numbers
 import tempfile
 import threading
@@ -136,12 +137,13 @@ def track(
         recorder.masked_keys |= said
         start_recording(recorder)
         recorder.start()
-    uploads = [_keep_text(sink, run, mask_secret_literals(source), SOURCE_ARTIFACT)
-               if source else None]
+    uploads: list[threading.Thread | None] = []
     status = "FAILED"
     try:
         if start_interrupted.seen:
             raise KeyboardInterrupt
+        if source:
+            uploads.append(_keep_text(sink, run, mask_secret_literals(source), SOURCE_ARTIFACT))
         _announce("started", tracked)
         for key, value in params.items():
             recorder.log_param(key, value)
@@ -331,9 +333,14 @@ def _start_run(connection, name, experiment_id, nested, tags, autolog: bool
     sink = RunSink(connection, run.info.run_id, {"experiment_id": experiment_id,
                                                  "run_name": run.info.run_name,
                                                  "start_time": run.info.start_time})
-    if autolog:
-        mlflow.autolog(silent=True)
-    sink.start()
+    try:
+        if autolog:
+            mlflow.autolog(silent=True)
+        sink.start()
+    except BaseException:
+        with contextlib.suppress(Exception):
+            mlflow.end_run("FAILED")  # no run is left RUNNING
+        raise
     return run, sink
 
 
