@@ -37,32 +37,48 @@ def session_id() -> str:
         ident = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         folder = leases_dir() / "sessions"
         folder.mkdir(parents=True, exist_ok=True)
+        _remove_dead_session_locks(folder)
         lock = FileLock(folder / f"{ident}.lock", timeout=0, thread_local=False)
         lock.acquire()
         _SESSION.update(id=ident, pid=os.getpid(), lock=lock)
     return _SESSION["id"]
 
 
+def _remove_dead_session_locks(folder: Path, older_than: float = 60.0) -> None:
+    """Remove the lock files of this machine's sessions that have ended, so the folder does
+    not grow with every kernel ever started (a file younger than a minute may belong to a
+    session that is taking its lock right now, and is left)."""
+    import time
+
+    for path in folder.glob(f"{socket.gethostname()}-*.lock"):
+        with contextlib.suppress(OSError):
+            if time.time() - path.stat().st_mtime > older_than:
+                _gone(path)
+
+
 def holder_alive(lease: dict) -> bool:
     """Whether the session that wrote ``lease`` still runs. A lease of another machine (a
     shared home folder) counts as alive: this machine cannot tell."""
-    from filelock import FileLock, Timeout
-
     if lease.get("host") != socket.gethostname():
         return True
     if lease.get("session") == _SESSION.get("id") and _SESSION.get("pid") == os.getpid():
         return True
     path = leases_dir() / "sessions" / f"{lease.get('session')}.lock"
-    if not path.exists():
-        return False
-    lock = FileLock(path, timeout=0, thread_local=False)
+    return path.exists() and not _gone(path)
+
+
+def _gone(lock_path: Path) -> bool:
+    """Whether no process holds the session lock at ``lock_path`` (its file is then removed)."""
+    from filelock import FileLock, Timeout
+
+    lock = FileLock(lock_path, timeout=0, thread_local=False)
     try:
         lock.acquire()
     except Timeout:
-        return True
+        return False
     lock.release()
-    path.unlink(missing_ok=True)
-    return False
+    lock_path.unlink(missing_ok=True)
+    return True
 
 
 class Lease:

@@ -178,3 +178,20 @@ def test_work_that_must_end_runs_to_its_end_under_interrupts():
     assert run_to_end(step) is True
     assert steps == ["begun", "ended"]
     assert run_to_end(lambda: None) is False
+
+
+def test_the_locks_of_ended_sessions_are_removed_and_live_ones_kept(tmp_path):
+    import socket
+
+    from filelock import FileLock
+
+    from mlmagic.core.leases import _remove_dead_session_locks
+
+    host = socket.gethostname()
+    live, ended = tmp_path / f"{host}-1-live.lock", tmp_path / f"{host}-2-ended.lock"
+    held = FileLock(live, timeout=0, thread_local=False)
+    held.acquire()
+    ended.touch()
+    _remove_dead_session_locks(tmp_path, older_than=0)
+    assert live.exists() and not ended.exists()
+    held.release()
