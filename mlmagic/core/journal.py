@@ -28,6 +28,7 @@ from pathlib import Path
 
 from mlmagic.config import mlmagic_home
 from mlmagic.core.display import notify
+from mlmagic.core.leases import holder_alive, session_id, write_json
 from mlmagic.core.secrets import redact_uri
 
 JOURNAL_TAG = "mlmagic.journal"
@@ -64,8 +65,6 @@ class Journal:
     def open(cls, tracking_uri: str, run: dict) -> Journal:
         """Start a journal for a run: ``run`` has run_id (or None), experiment_id, run_name,
         start_time and tags."""
-        from mlmagic.core.leases import session_id
-
         folder = journal_dir() / store_key(tracking_uri)
         folder.mkdir(parents=True, exist_ok=True)
         name = run.get("run_id") or f"offline-{uuid.uuid4().hex[:12]}"
@@ -100,9 +99,9 @@ class Journal:
                 self._sent = 0
             else:
                 self._sent += 1
-            _write_atomically(self.path.with_suffix(".progress"),
-                              {"run_id": self._run_id, "lines": 1 + self._sent,
-                               "last_point": self._last_point})
+            write_json(self.path.with_suffix(".progress"),
+                       {"run_id": self._run_id, "lines": 1 + self._sent,
+                        "last_point": self._last_point})
 
     def send_unsent(self, client) -> None:
         """Send to the store (through ``client``) what the store has not confirmed, then cut
@@ -112,9 +111,9 @@ class Journal:
             os.truncate(self.path, self._header)
             self._sent = 0
             with contextlib.suppress(OSError):
-                _write_atomically(self.path.with_suffix(".progress"),
-                                  {"run_id": self._run_id, "lines": 1,
-                                   "last_point": self._last_point})
+                write_json(self.path.with_suffix(".progress"),
+                           {"run_id": self._run_id, "lines": 1,
+                            "last_point": self._last_point})
 
     def discard(self) -> None:
         """Remove the journal: its run is complete in the store."""
@@ -236,8 +235,6 @@ def replay(path: Path, client) -> Replayed | None:
             return Replayed("")
         killed = entries[-1]["kind"] != "end"
         if killed:
-            from mlmagic.core.leases import holder_alive
-
             if "session" in entries[0] and holder_alive(entries[0]):
                 return None
             entries.append(_killed(entries, _progress(path).get("last_point")))
@@ -310,7 +307,7 @@ def _send(path: Path, entries: list[dict], client) -> tuple[str, int]:
         elif kind == "end":
             client.set_terminated(run_id, entry["status"], entry["end_time"])
         with contextlib.suppress(OSError):  # unnoted, an entry is sent twice: the store keeps one
-            _write_atomically(progress_path, {"run_id": run_id, "lines": number})
+            write_json(progress_path, {**progress, "run_id": run_id, "lines": number})
     return run_id, points
 
 
@@ -326,9 +323,3 @@ def _created_run(entry: dict, client) -> str:
     tags = {**entry["tags"], **({JOURNAL_TAG: journal} if journal else {})}
     return client.create_run(entry["experiment_id"], start_time=entry["start_time"],
                              tags=tags, run_name=entry["run_name"]).info.run_id
-
-
-def _write_atomically(path: Path, data: dict) -> None:
-    temporary = path.with_suffix(".tmp")
-    temporary.write_text(json.dumps(data))
-    os.replace(temporary, path)

@@ -96,28 +96,25 @@ class Lease:
                     "host": socket.gethostname(), **data}
             lease = cls(folder / f"{file_name}.json", data)
             folder.mkdir(parents=True, exist_ok=True)
-            lease._write()
+            write_json(lease.path, data)
             return lease
         except Exception as error:
             notify(f"cannot write a lease in {folder} ({type(error).__name__}: {error}); if "
                    "this kernel dies, the next session will not know what it left.")
             return None
 
-    def update(self, **changes) -> None:
-        """Change the lease's data on disk (a failure to write is ignored: the old data
-        stands)."""
-        self.data.update(changes)
-        with contextlib.suppress(OSError):
-            self._write()
-
     def release(self) -> None:
         """Remove the lease: what it guarded is done."""
         self.path.unlink(missing_ok=True)
 
-    def _write(self) -> None:
-        temporary = self.path.with_suffix(".tmp")
-        temporary.write_text(json.dumps(self.data))
-        os.replace(temporary, self.path)
+
+
+def write_json(path: Path, data: dict) -> None:
+    """Write ``data`` to ``path`` as JSON, all at once: a reader sees the old file or the new
+    one, never half of one."""
+    temporary = path.with_suffix(".tmp")
+    temporary.write_text(json.dumps(data))
+    os.replace(temporary, path)
 
 
 def orphaned(folder: Path) -> list[Lease]:
