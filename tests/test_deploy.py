@@ -149,3 +149,17 @@ def test_the_server_starts_whatever_the_kernels_path(price, monkeypatch):
     monkeypatch.setenv("PATH", "/usr/bin:/bin")
     summary = price.run_line_magic("aml_deploy", "price --name bare")
     assert "endpoint bare: ready" in repr(summary)
+
+
+def test_a_target_whose_extra_is_missing_names_the_install(price, capsys):
+    price.run_cell("import sys\nkept = sys.modules.get('azure.ai.ml')\n"
+                   "sys.modules['azure.ai.ml'] = None  # as if azure-ai-ml were not installed")
+    capsys.readouterr()
+    try:
+        assert not price.run_cell("%aml_deploy price --target online").success
+        assert only_line(capsys) == ("MissingExtra: the online target needs azure: "
+                                     'pip install "mlmagic[azure]"')
+    finally:
+        price.run_cell("sys.modules.pop('azure.ai.ml')\n"
+                       "if kept is not None: sys.modules['azure.ai.ml'] = kept")
+    assert price.run_line_magic("aml_endpoints", "").empty

@@ -162,14 +162,13 @@ def stop_orphaned_endpoints() -> list[str]:
 def _is_endpoint_server(pid: int, port: int | None) -> bool:
     """Whether ``pid`` still runs the MLflow scoring server that answers on ``port`` (not a
     process that got the same pid later)."""
-    import urllib.request
+    from mlmagic.deploy.local import answers
 
     cmdline = Path(f"/proc/{pid}/cmdline")
     try:
         os.kill(pid, 0)
         if cmdline.exists() and b"mlflow" not in cmdline.read_bytes():
             return False
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=2) as answer:
-            return answer.status == 200
-    except (OSError, ValueError):
+    except OSError:
         return False
+    return answers(f"http://127.0.0.1:{port}/ping")

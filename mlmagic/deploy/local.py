@@ -69,7 +69,7 @@ def status(endpoint: Endpoint) -> str:
     process = _PROCESSES.get(endpoint.details["pid"])
     if process is None or process.poll() is not None:
         return "dead"
-    return "alive" if _answers(endpoint.url.replace("/invocations", "/ping")) else "dead"
+    return "alive" if answers(endpoint.url.replace("/invocations", "/ping")) else "dead"
 
 
 def predict(endpoint: Endpoint, frame) -> list:
@@ -132,7 +132,7 @@ def _wait_until_ready(endpoint: Endpoint, process: subprocess.Popen, timeout: fl
                 f"{_start_failure(Path(endpoint.details['log']), process.returncode)} "
                 f"(log: {endpoint.details['log']})"
             )
-        if _answers(health):
+        if answers(health):
             progress(f"{endpoint.name} is ready after {elapsed:.0f} s", done=True)
             return
         time.sleep(0.5)
@@ -160,7 +160,8 @@ def _start_failure(log: Path, code: int) -> str:
     return lines[-1] if lines else f"exit code {code}"
 
 
-def _answers(url: str) -> bool:
+def answers(url: str) -> bool:
+    """Whether ``url`` (a server's health check) answers 200 within 2 s."""
     try:
         with urllib.request.urlopen(url, timeout=2) as response:
             return response.status == 200
