@@ -8,8 +8,11 @@ import os
 import shutil
 import socket
 import subprocess
+import threading
 import time
+import urllib.error
 import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 TRACKING_ENV = (
@@ -177,3 +180,79 @@ class BasicAuthMlflowServer(MlflowServer):
 def basic_authorization(name: str, password: str) -> str:
     """An HTTP ``Authorization`` header value for basic auth."""
     return "Basic " + base64.b64encode(f"{name}:{password}".encode()).decode()
+
+
+class FlakyGateway:
+    """A reverse proxy on 127.0.0.1 in front of a real server, as a load balancer or an API
+    gateway is: it forwards every request, except that it answers ``status`` (503 by default;
+    None: it closes the connection without an answer, as a server does with an idle
+    keep-alive connection) to the next ``failures`` requests whose path ends with ``path``.
+    ``refused`` counts those."""
+
+    def __init__(self, target: str, path: str, failures: int, status: int | None = 503
+                 ) -> None:
+        self.target, self.path, self.failures, self.status = target, path, failures, status
+        self.refused = 0
+        self._lock = threading.Lock()
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def __enter__(self) -> FlakyGateway:
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def heal(self) -> None:
+        """Forward everything from now on."""
+        with self._lock:
+            self.failures = self.refused
+
+    def _refuse(self, path: str) -> bool:
+        with self._lock:
+            if path.split("?")[0].endswith(self.path) and self.refused < self.failures:
+                self.refused += 1
+                return True
+        return False
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        gateway = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def _forward(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                if gateway._refuse(self.path):
+                    if gateway.status is None:  # hang up without an answer
+                        self.close_connection = True
+                        return
+                    self.send_response(gateway.status)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                headers = {k: v for k, v in self.headers.items()
+                           if k.lower() not in ("host", "connection")}
+                request = urllib.request.Request(gateway.target + self.path, data=body or None,
+                                                 headers=headers, method=self.command)
+                try:
+                    response = urllib.request.urlopen(request, timeout=60)
+                except urllib.error.HTTPError as error:
+                    response = error
+                with response:
+                    payload = response.read()
+                    self.send_response(response.status)
+                    for name, value in response.headers.items():
+                        if name.lower() not in ("transfer-encoding", "connection",
+                                                "content-length"):
+                            self.send_header(name, value)
+                    self.send_header("Content-Length", str(len(payload)))
+                    self.end_headers()
+                    self.wfile.write(payload)
+
+            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _forward
+
+            def log_message(self, *args) -> None:
+                pass
+
+        return Handler

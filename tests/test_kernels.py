@@ -41,7 +41,9 @@ def test_autolog_cells_on_a_server_never_deadlock(tmp_path, workdir, kernel_env)
         for n in range(3):
             cell = kernel.run(AUTOLOG_CELL.format(n=n), timeout=90)
             assert cell.status == "ok", cell.text
-            assert f"run auto-{n}: FINISHED" in cell.text and "training_score=1" in cell.text
+            seen = f"{cell.text}\n--- server log ---\n{server._log_tail()}"
+            assert f"run auto-{n}: FINISHED" in cell.text, seen
+            assert "training_score=1" in cell.text, seen
     finally:
         kernel.stop()
         server.stop()

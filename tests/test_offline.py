@@ -3,10 +3,12 @@
 
 from __future__ import annotations
 
+import time
+
 import mlflow
 import pytest
 from conftest import only_line
-from servers import MlflowServer
+from servers import FlakyGateway, MlflowServer
 
 import mlmagic
 from mlmagic.core.journal import journal_dir
@@ -73,6 +75,52 @@ def test_server_killed_mid_cell_then_synced_exactly_once(online, server, capsys)
     assert sorted(p.step for p in points) == list(range(POINTS))
     artifacts = [a.path for a in mlflow.artifacts.list_artifacts(run_id=run.info.run_id)]
     assert artifacts == ["cell.py"]
+
+
+FLAKY_CELL = (
+    "%%track --name {name}\n"
+    "import mlflow\n"
+    "for step in range(3000):\n"
+    "    mlflow.log_metric('loss', 1.0 / (step + 1), step=step)\n"
+)
+
+
+@pytest.mark.parametrize("status", [503, None], ids=["503", "hung-up"])
+def test_a_store_that_fails_for_a_moment_keeps_the_run_online(server, shell, capsys, status):
+    if not server.answers():
+        server.start()
+    with FlakyGateway(server.url, "/runs/log-batch", failures=2, status=status) as gateway:
+        shell.run_line_magic("aml_connect", f"{gateway.url} --experiment flaky")
+        assert shell.run_cell(FLAKY_CELL.format(name="hiccup")).success
+        notes = capsys.readouterr().err
+        assert gateway.refused == 2
+        assert "did not take a write" not in notes and "cannot be reached" not in notes, notes
+        assert journals() == []
+        run = mlmagic.last_run()
+        assert run.info.status == "FINISHED"
+        assert len(loss_points(run.info.run_id)) == 3000
+
+
+def test_a_store_that_keeps_failing_sends_the_run_to_the_journal_in_seconds(
+    server, shell, capsys
+):
+    if not server.answers():
+        server.start()
+    with FlakyGateway(server.url, "/runs/log-batch", failures=10**9) as gateway:
+        shell.run_line_magic("aml_connect", f"{gateway.url} --experiment flaky")
+        started = time.monotonic()
+        assert shell.run_cell(FLAKY_CELL.format(name="outage")).success
+        seconds = time.monotonic() - started
+        notes = capsys.readouterr().err
+        assert notes.count("did not take a write (it answered HTTP 503)") == 1, notes
+        assert seconds < 15 and len(journals()) == 1
+
+        gateway.heal()
+        assert shell.run_line_magic("aml_sync", "").points == 3000
+        assert journals() == []
+        run = mlmagic.last_run()
+        assert run.info.status == "FINISHED"
+        assert len(loss_points(run.info.run_id)) == 3000
 
 
 def test_server_down_at_start_the_cell_runs_and_the_next_connection_syncs(

@@ -54,3 +54,24 @@ def test_every_interactive_magic_answers_within_the_timeout(connected, capsys, f
         if seconds > TIMEOUT + 1.5:
             slow.append(f"{line}: {seconds:.1f} s")
     assert not slow, slow
+
+
+def test_the_python_functions_answer_within_the_timeout_too(connected):
+    import mlmagic
+    from mlmagic.errors import ConnectionFailed
+
+    shell, server = connected
+    run_id = mlmagic.last_run().info.run_id
+    server.stop()
+    calls = {"last_run": mlmagic.last_run, "runs": mlmagic.runs,
+             "experiments": mlmagic.experiments, "show": lambda: mlmagic.show("last"),
+             "models": mlmagic.models,
+             "metric_history": lambda: mlmagic.metric_history([run_id], "rmse")}
+    slow = []
+    for name, call in calls.items():
+        started = time.monotonic()
+        with pytest.raises(ConnectionFailed, match="connection refused"):
+            call()
+        if time.monotonic() - started > TIMEOUT + 1.5:
+            slow.append(f"{name}: {time.monotonic() - started:.1f} s")
+    assert not slow, slow

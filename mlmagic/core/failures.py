@@ -39,6 +39,8 @@ _ACTIONS = {
 }
 _DISK_ERRORS = {errno.ENOSPC: "the disk is full", errno.EROFS: "it is read-only",
                 errno.EACCES: "permission denied"}
+_TRANSIENT_STATUSES = {429, 500, 502, 503, 504}
+_LASTING_FAILURES = ("readonly database", "read-only", "disk is full", "no space left")
 F = TypeVar("F", bound=Callable)
 
 
@@ -72,6 +74,20 @@ def network_failure(error: BaseException) -> str | None:
            for e in chain):
         return "connection lost"
     return None
+
+
+def transient(error: BaseException) -> bool:
+    """Whether the same write, tried again in a moment, may well succeed: the connection was
+    refused or dropped, the server said it is busy or failed (429, 500, 502, 503, 504) for a
+    reason other than a full or read-only disk, or a SQLite file was locked by another
+    writer. A timeout is not transient here: trying again would cost the wait again."""
+    reason = network_failure(error)
+    if reason is not None:
+        return reason in ("connection refused", "connection lost")
+    text = " ".join(str(e) for e in exception_chain(error)).lower()
+    if any(words in text for words in _LASTING_FAILURES):
+        return False
+    return http_status(error) in _TRANSIENT_STATUSES or "database is locked" in text
 
 
 def http_status(error: BaseException) -> int | None:

@@ -9,12 +9,13 @@ from __future__ import annotations
 import json
 import os
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from mlmagic.core.display import notify, silenced
-from mlmagic.core.failures import failure_reason, network_failure
+from mlmagic.core.failures import failure_reason, network_failure, transient
 from mlmagic.core.journal import Journal, journal_dir
 from mlmagic.core.secrets import redact_uri
 from mlmagic.core.state import Connection
@@ -28,6 +29,10 @@ SHORT_RETRIES = {
     "MLFLOW_HTTP_REQUEST_TIMEOUT": "10",
 }
 QUICK_TRY = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "5"}
+# Seconds between the tries of a batch the store failed to take for a moment (a dropped
+# keep-alive connection, a 503 from a gateway, a locked SQLite file): 3.5 s in all before the
+# run goes offline.
+RETRY_PAUSES = (0.5, 1.0, 2.0)
 
 
 _ENV_LOCK = threading.Lock()
@@ -170,7 +175,7 @@ class RunSink:
                     return
                 (batch, in_journal) = self._outbox[0]
             try:
-                self._log_batch(*batch, retries=0)
+                self._send_batch(batch)
             except Exception as error:
                 self.go_offline(error)
                 return
@@ -181,6 +186,19 @@ class RunSink:
                 if in_journal:
                     self.journal.mark_sent(max((m.timestamp for m in batch[0]), default=None),
                                            all_sent=not self._outbox)
+
+    def _send_batch(self, batch: tuple[list, list, list]) -> None:
+        """Write one batch to the store, trying again after a pause while it fails in a way
+        that passes (:func:`mlmagic.core.failures.transient`)."""
+        for pause in RETRY_PAUSES:
+            try:
+                self._log_batch(*batch, retries=0)
+                return
+            except Exception as error:
+                if not transient(error):
+                    raise
+            time.sleep(pause)
+        self._log_batch(*batch, retries=0)
 
     def keep_artifact(self, name: str, text: str, error: BaseException | None = None) -> None:
         """Journal a text artifact (that could not be uploaded because of ``error``)."""

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from mlmagic.core.checks import checked_model_name, checked_params
 from mlmagic.core.connection import ensure_connected, experiment_id_of
 from mlmagic.core.display import Card, card, format_duration, notify, silenced
-from mlmagic.core.failures import explain, network_failure
+from mlmagic.core.failures import explain, interactive, network_failure
 from mlmagic.core.interrupts import deferred_interrupts, run_to_end
 from mlmagic.core.notebook import notebook_path
 from mlmagic.core.recorder import (
@@ -244,6 +244,7 @@ def log_variables(names: Iterable[str], namespace: Mapping[str, object]) -> None
         mlflow.log_params(params)
 
 
+@interactive
 def last_run() -> Run | None:
     """The run of the last tracked block, fresh from its store (MLflow's ``Run``), or None."""
     tracked = STATE.last_tracked

@@ -14,7 +14,7 @@ import pytest
 
 from mlmagic.core import checks
 from mlmagic.core.deployment import prediction_difference
-from mlmagic.core.failures import failure_reason, http_status, refusal_reason
+from mlmagic.core.failures import failure_reason, http_status, refusal_reason, transient
 from mlmagic.core.interrupts import run_to_end
 from mlmagic.core.secrets import (
     is_secret_name,
@@ -118,6 +118,23 @@ def test_a_full_disk_is_named_whatever_the_error_was_handling():
         assert failure_reason(error) == "the disk is full"
     status = Exception("Max retries (Caused by ResponseError('too many 503 error responses'))")
     assert http_status(status) == 503
+
+
+@pytest.mark.parametrize(("error", "passes"), [
+    (ConnectionRefusedError(111, "Connection refused"), True),
+    (ConnectionResetError(104, "Connection reset by peer"), True),
+    (TimeoutError("timed out"), False),
+    (Exception("API request failed: too many 503 error responses"), True),
+    (Exception("API request failed: too many 429 error responses"), True),
+    (Exception("(sqlite3.OperationalError) database is locked"), True),
+    (Exception("(sqlite3.OperationalError) attempt to write a readonly database"), False),
+    (Exception("Response: error code 500 != 200: No space left on device"), False),
+    (Exception("Response: error code 403 != 200: Permission denied"), False),
+    (Exception("Response: error code 400 != 200: Invalid value"), False),
+    (ValueError("a bug"), False),
+])
+def test_transient_failures_are_the_ones_worth_a_second_try(error, passes):
+    assert transient(error) is passes
 
 
 @pytest.mark.parametrize(("check", "value"), [
