@@ -21,7 +21,7 @@ from IPython.display import DisplayHandle, display
 from traitlets import Bool, Float, Int, Unicode, observe
 
 from mlmagic.backends.azureml import AUTH_METHODS
-from mlmagic.deploy import TARGETS
+from mlmagic.deploy import checked_options, option_specs, targets
 from mlmagic.errors import InvalidInput
 
 if TYPE_CHECKING:
@@ -30,6 +30,23 @@ if TYPE_CHECKING:
     from mlmagic.core import Connection
     from mlmagic.core.display import Card
     from mlmagic.core.journal import SyncReport
+
+
+def _target_options(function):
+    """Give %aml_deploy one option per field of the targets' ``Options`` (see
+    :mod:`mlmagic.deploy`), its help naming the targets that take it."""
+    for spec in reversed(option_specs()):
+        flags = [spec.short, spec.flag] if spec.short else [spec.flag]
+        if spec.kind is bool:
+            how = {"action": "store_const", "const": True}
+        elif spec.kind is dict:
+            how = {"action": "append", "default": [], "metavar": spec.metavar}
+        else:
+            how = {"type": spec.kind if spec.kind is not str else None,
+                   "metavar": spec.metavar}
+        help_text = f"{', '.join(spec.targets)}: {spec.help}"
+        function = argument(*flags, dest=spec.name, help=help_text, **how)(function)
+    return function
 
 
 @magics_class
@@ -145,24 +162,12 @@ class MlMagic(Magics):
 
     @magic_arguments()
     @argument("model", help="NAME, NAME:VERSION, NAME@ALIAS or a model URI")
-    @argument("--target", default="local", choices=TARGETS,
-              help="local (default); on Azure ML: online (managed online endpoint) or "
-              "kubernetes (Kubernetes online endpoint); legacy SDK v1 web services, deprecated: "
-              "aci or aks")
+    @argument("--target", default="local", choices=list(targets()),
+              help="; ".join(f"{name}: {module.SUMMARY}" for name, module in targets().items())
+              + " (default: local)")
     @argument("--name", "--endpoint", dest="name",
               help="endpoint name (default: the model's name)")
-    @argument("--port", type=int, help="local: port on 127.0.0.1 (default: a free one)")
-    @argument("--instance-type", help="online, kubernetes: the VM or cluster instance type")
-    @argument("--instance-count", type=int, help="online, kubernetes: how many instances")
-    @argument("--compute", help="kubernetes, aks: the cluster attached to the workspace")
-    @argument("--cpu-cores", type=float, help="aci, aks: CPU cores per container")
-    @argument("--memory-gb", type=float, help="aci, aks: memory per container, in GB")
-    @argument("-t", "--tag", action="append", default=[], metavar="KEY=VALUE",
-              help="aci, aks: tag the web service (repeatable)")
-    @argument("--description", help="aci, aks: the web service's description")
-    @argument("--location", help="aci: the Azure region to run in")
-    @argument("--app-insights", action="store_const", const=True,
-              help="aks: send the service's telemetry to Application Insights")
+    @_target_options
     @argument("--check", metavar="VAR", help="a DataFrame to verify the endpoint with")
     @argument("--timeout", type=float, help="seconds to wait for readiness (default: 180 "
               "locally, 1800 on Azure)")
@@ -174,14 +179,13 @@ class MlMagic(Magics):
         from mlmagic import core
 
         check = self._variable(args.check) if args.check else None
-        endpoint = core.deploy(
-            args.model, target_name=args.target, name=args.name, check=check,
-            timeout=args.timeout, port=args.port, instance_type=args.instance_type,
-            instance_count=args.instance_count, compute=args.compute, cpu_cores=args.cpu_cores,
-            memory_gb=args.memory_gb, tags=_pairs(args.tag, "--tag") or None,
-            description=args.description, location=args.location,
-            enable_app_insights=args.app_insights,
-        )
+        specs = {spec.name: spec for spec in option_specs()}
+        options = {name: _pairs(getattr(args, name), spec.flag) or None
+                   if spec.kind is dict else getattr(args, name)
+                   for name, spec in specs.items()}
+        checked_options(args.target, options, shown=lambda name: specs[name].flag)
+        endpoint = core.deploy(args.model, target_name=args.target, name=args.name, check=check,
+                               timeout=args.timeout, **options)
         return core.endpoint_summary(endpoint)
 
     @magic_arguments()
@@ -439,9 +443,9 @@ class MlMagic(Magics):
 
     @observe("default_experiment")
     def _share_default_experiment(self, change) -> None:
-        from mlmagic.core.state import STATE
+        from mlmagic.core.session import current_session
 
-        STATE.default_experiment = change.new
+        current_session().default_experiment = change.new
 
     def _exclusive(self, args, first: str, second: str, shown_name: str) -> None:
         """Refuse a line that gives two options that exclude each other."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 import sys
 
@@ -46,17 +45,10 @@ def _reset_session() -> None:
         return
     import mlflow
 
-    from mlmagic.core.state import STATE
+    from mlmagic.core.session import new_session
 
     leftover = mlflow.active_run()
-    while mlflow.active_run():
-        mlflow.end_run()
-    STATE.connection = STATE.default_experiment = STATE.last_tracked = STATE.refused = None
-    for name, written in STATE.env_written.items():  # what connections wrote, taken back
-        if os.environ.get(name) == written:
-            os.environ.pop(name)
-    STATE.env_written.clear()
-    STATE.env_of_user.clear()
+    new_session().default_experiment = None  # and the next test's MlMagic has its default
     assert leftover is None, f"a test left the run {leftover.info.run_id} active"
 
 
@@ -79,9 +71,9 @@ def client():
     """An MlflowClient for the store the session is connected to."""
     from mlflow import MlflowClient
 
-    from mlmagic.core.state import STATE
+    from mlmagic.core.session import current_session
 
-    return lambda: MlflowClient(tracking_uri=STATE.connection.tracking_uri)
+    return lambda: MlflowClient(tracking_uri=current_session().connection.tracking_uri)
 
 
 @pytest.fixture(scope="session")
@@ -164,9 +156,9 @@ def priced(shell, azure, capsys):
     shell.run_cell("import pandas as pd\n" + HOUSES)
     capsys.readouterr()
     yield shell
-    from mlmagic.core.deployment import _ENDPOINTS
+    from mlmagic.core.session import current_session
 
-    for name in list(_ENDPOINTS):
+    for name in list(current_session().endpoints):
         shell.run_line_magic("aml_undeploy", name)
 
 

@@ -15,7 +15,7 @@ from conftest import PRICE_CELL, WORKSPACE_FLAGS, WSID, only_line
 from mlflow import MlflowClient
 from nbclient import NotebookClient
 
-from mlmagic.core.state import STATE
+from mlmagic.core.session import current_session, new_session
 
 REPO = Path(__file__).resolve().parents[1]
 ARM_PREFIX = "/subscriptions/"
@@ -51,7 +51,7 @@ def test_connect_with_a_config_file_or_the_one_found_nearby(shell, azure, workdi
     config.write_text(json.dumps(azure.config_json()))
     assert "ws-churn" in repr(shell.run_line_magic("aml_connect", f"--config {config}"))
 
-    STATE.connection = None
+    new_session()
     (workdir / ".azureml").mkdir()
     (workdir / ".azureml" / "config.json").write_text(json.dumps(azure.config_json()))
     connection = shell.run_line_magic("aml_connect", "")
@@ -71,14 +71,13 @@ def test_a_pyproject_table_can_name_the_workspace(shell, azure, workdir, capsys)
 
 def test_the_workspace_tracking_uri_itself_connects_too(shell, azure, monkeypatch, capsys):
     uri = shell.run_line_magic("aml_connect", WORKSPACE_FLAGS).tracking_uri
-    STATE.connection = None
+    new_session()
     capsys.readouterr()
     # --auth applies to the URI too: there is no Azure CLI here to sign in with
     assert not shell.run_cell(f"%aml_connect {uri} --auth cli").success
     assert "cannot sign in to Azure" in only_line(capsys)
     assert shell.run_line_magic("aml_connect", uri).backend.name == "azure ml"
-    STATE.connection = None  # a new session, the variable set by hand
-    STATE.env_written.clear()
+    new_session()  # a new session, the variable set by hand
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     connection = shell.run_line_magic("aml_connect", "")
     assert connection.backend.name == "azure ml" and connection.origin == "MLFLOW_TRACKING_URI"
@@ -97,7 +96,7 @@ def test_a_tracked_cell_lands_in_the_workspace_with_a_studio_link(shell, azure, 
     )
     assert shell.run_cell(cell).success
     out = capsys.readouterr().out
-    run_id = STATE.last_tracked.run_id
+    run_id = current_session().last_tracked.run_id
     assert f"https://ml.azure.emulator.test/runs/{run_id}?{WSID}" in out
     run = workspace_store(azure).get_run(run_id)
     assert run.info.status == "FINISHED"
@@ -116,7 +115,7 @@ def test_a_failing_cell_shows_its_own_error_and_its_run_is_failed_in_the_workspa
     shell.run_line_magic("aml_connect", WORKSPACE_FLAGS)
     result = shell.run_cell("%%track --name broken\nraise KeyError('no such column')")
     assert isinstance(result.error_in_exec, KeyError)
-    run = workspace_store(azure).get_run(STATE.last_tracked.run_id)
+    run = workspace_store(azure).get_run(current_session().last_tracked.run_id)
     assert run.info.status == "FAILED"
 
 
@@ -158,7 +157,7 @@ def test_an_azureml_core_workspace_can_be_reused(shell, azure, capsys):
     connection = shell.run_line_magic("aml_connect", "--from ws")
     assert connection.backend.name == "azure ml" and "Workspace" in connection.origin
     assert shell.run_cell("%%track --name v1\nimport mlflow\nmlflow.log_metric('m', 1.0)").success
-    run = workspace_store(azure).get_run(STATE.last_tracked.run_id)
+    run = workspace_store(azure).get_run(current_session().last_tracked.run_id)
     assert run.data.metrics == {"m": 1.0}
 
 
@@ -174,7 +173,8 @@ def test_a_tracked_cell_outlives_its_token(shell, azure, capsys):
         "    time.sleep(1.0)\n"
     )
     assert shell.run_cell(cell).success
-    history = workspace_store(azure).get_metric_history(STATE.last_tracked.run_id, "loss")
+    run_id = current_session().last_tracked.run_id
+    history = workspace_store(azure).get_metric_history(run_id, "loss")
     assert len(history) == 6
     assert len(azure.tokens) > issued
     assert not [r for r in azure.requests if r.status == 401]
@@ -198,11 +198,11 @@ def test_wrong_workspace_settings_give_one_line_and_change_nothing(
     shell, azure, capsys, flags, expected
 ):
     shell.run_line_magic("aml_connect", "")
-    before, uri_before = STATE.connection, mlflow.get_tracking_uri()
+    before, uri_before = current_session().connection, mlflow.get_tracking_uri()
     capsys.readouterr()
     assert not shell.run_cell(f"%aml_connect {flags}").success
     assert expected in only_line(capsys)
-    assert STATE.connection is before
+    assert current_session().connection is before
     assert mlflow.get_tracking_uri() == uri_before
 
 
@@ -222,7 +222,7 @@ def test_no_credentials_or_a_refused_token_give_one_line_without_secrets(
     line = only_line(capsys)
     assert "cannot sign in to Azure" in line
     assert time.monotonic() - started < 60  # never a hang on a prompt
-    assert STATE.connection is None
+    assert current_session().connection is None
     # the SDKs' own warnings (one per credential tried) would print under the line
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
 
@@ -232,7 +232,7 @@ def test_an_identity_without_a_role_on_the_workspace_is_one_line(shell, azure, c
     assert not shell.run_cell(f"%aml_connect {WORKSPACE_FLAGS}").success
     line = only_line(capsys)
     assert "HTTP 403" in line and "AzureML Data Scientist" in line
-    assert STATE.connection is None
+    assert current_session().connection is None
 
 
 def test_an_unknown_cloud_is_one_line(shell, azure, capsys, monkeypatch):

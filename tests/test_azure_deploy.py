@@ -4,10 +4,20 @@ scoring route that runs the real MLflow model behind Azure ML's input_data proto
 
 from __future__ import annotations
 
-import pytest
-from conftest import PRICE_CELL, WSID, error_after_progress, latest_price_version, only_line
+import subprocess
+import sys
 
-from mlmagic.core.deployment import _ENDPOINTS
+import pytest
+from conftest import (
+    PRICE_CELL,
+    WORKSPACE_FLAGS,
+    WSID,
+    error_after_progress,
+    latest_price_version,
+    only_line,
+)
+
+from mlmagic.core.session import new_session
 
 
 def test_online_deploy_predict_update_and_undeploy(priced, azure, capsys):
@@ -89,7 +99,8 @@ def test_the_workspace_endpoints_are_listed_used_and_deleted_from_any_session(
 ):
     version = latest_price_version(azure)
     priced.run_line_magic("aml_deploy", f"price:{version} --target online --endpoint price-api")
-    _ENDPOINTS.clear()  # a new session: the endpoint exists only in the workspace
+    new_session()  # a new session: the endpoint exists only in the workspace
+    priced.run_line_magic("aml_connect", WORKSPACE_FLAGS + " -e pricing")
     listed = priced.run_line_magic("aml_endpoints", "")
     row = listed.set_index("name").loc["price-api"]
     assert (row["target"], row["model"]) == ("online", f"price:{version}")
@@ -102,3 +113,25 @@ def test_the_workspace_endpoints_are_listed_used_and_deleted_from_any_session(
     priced.run_line_magic("aml_undeploy", "price-api")
     assert "price-api" not in azure.online.endpoints
     assert priced.run_line_magic("aml_endpoints", "").empty
+
+
+def test_an_azure_endpoint_outlives_the_kernel_that_deployed_it(priced, azure, workdir):
+    """Only local endpoints live and die with the kernel: an online endpoint is a workspace's
+    resource, and a kernel that exits (or a new session) must not delete it."""
+    version = latest_price_version(azure)
+    script = workdir / "deploy_and_exit.py"
+    script.write_text(
+        "import mlmagic\n"
+        "mlmagic.connect(workspace='ws-churn', subscription='6d1c3a52-0000-4b1e-9c1f-"
+        "2f6f1a7e0001', resource_group='rg-notebooks', experiment='pricing')\n"
+        f"mlmagic.deploy('price:{version}', target_name='online', name='price-kept')\n"
+    )
+    done = subprocess.run([sys.executable, str(script)], cwd=workdir, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "price-kept" in azure.online.endpoints
+    assert not [r for r in azure.requests if r.method == "DELETE"]
+
+    priced.run_line_magic("aml_deploy", f"price:{version} --target online --endpoint price-too")
+    new_session()
+    assert "price-too" in azure.online.endpoints

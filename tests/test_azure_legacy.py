@@ -7,9 +7,9 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from conftest import WSID, error_after_progress, latest_price_version, only_line
+from conftest import WORKSPACE_FLAGS, WSID, error_after_progress, latest_price_version, only_line
 
-from mlmagic.core.deployment import _ENDPOINTS
+from mlmagic.core.session import current_session, new_session
 
 SOURCE_DOCS_ACI = ("--cpu-cores 1 --memory-gb 1 --tag method=sklearn "
                    "--description 'Diabetes model' --location eastus2")
@@ -74,7 +74,8 @@ def test_aks_on_the_attached_cluster_with_a_key(priced, azure, capsys):
 def test_a_web_service_from_another_session_is_listed_and_scored(priced, azure, capsys):
     version = latest_price_version(azure)
     deploy(priced, f"price:{version} --target aks --compute k8s-cluster --name price-old")
-    _ENDPOINTS.clear()  # as in a new notebook session
+    new_session()  # as in a new notebook session
+    priced.run_line_magic("aml_connect", WORKSPACE_FLAGS + " -e pricing")
     table = priced.run_line_magic("aml_endpoints", "")
     row = table[table["name"] == "price-old"].iloc[0]
     assert (row["target"], row["model"], row["state"]) == ("aks", f"price:{version}", "healthy")
@@ -121,7 +122,8 @@ def test_a_service_that_fails_to_start_is_deleted_and_said_so(priced, azure, cap
     line = error_after_progress(capsys)
     assert "Container crashed" in line and "the service was deleted" in line
     assert "endpoints?wsid=" in line  # the studio link
-    assert "price-crash" not in azure.legacy.services and "price-crash" not in _ENDPOINTS
+    assert "price-crash" not in azure.legacy.services
+    assert "price-crash" not in current_session().endpoints
 
 
 def test_without_azureml_core_the_legacy_targets_name_the_extra(tmp_path):

@@ -13,7 +13,7 @@ import pytest
 from conftest import PRICE_CELL
 from mlflow import MlflowClient
 
-from mlmagic.core.state import STATE
+from mlmagic.core.session import current_session
 
 CONFIG = os.environ.get("MLMAGIC_LIVE_AZURE_CONFIG")
 
@@ -37,7 +37,7 @@ def test_connect_track_and_register_in_a_real_workspace(shell, capsys):
     assert connection.backend.name == "azure ml"
     assert shell.run_cell(PRICE_CELL).success
     client = MlflowClient(tracking_uri=connection.tracking_uri)
-    run = client.get_run(STATE.last_tracked.run_id)
+    run = client.get_run(current_session().last_tracked.run_id)
     assert run.info.status == "FINISHED"
     assert "https://ml.azure.com/runs/" in capsys.readouterr().out
     assert client.search_model_versions("name='price'")

@@ -13,7 +13,7 @@ import pytest
 from conftest import only_line
 from servers import free_port
 
-from mlmagic.core.state import STATE
+from mlmagic.core.session import current_session
 
 
 def sqlite_uri(path: Path) -> str:
@@ -28,10 +28,10 @@ def test_nothing_configured_connects_to_the_embedded_store_in_the_working_direct
     assert "embedded default" in shown and "local" in shown
     assert (workdir / "mlflow.db").is_file()
     assert mlflow.get_tracking_uri() == sqlite_uri(workdir / "mlflow.db")
-    assert STATE.connection.experiment_name == "Default"
+    assert current_session().connection.experiment_name == "Default"
 
     assert shell.run_cell("%%track --name first\nx = 1").success
-    run = mlflow.get_run(STATE.last_tracked.run_id)
+    run = mlflow.get_run(current_session().last_tracked.run_id)
     assert Path(run.info.artifact_uri.removeprefix("file://")).is_relative_to(workdir / "mlruns")
     assert (workdir / "mlruns").is_dir()
 
@@ -48,9 +48,9 @@ def test_experiment_option_and_magic_create_and_select_the_experiment(shell, cli
     assert client().get_experiment_by_name("churn") is not None
     shell.run_cell("%aml_experiment pricing model")
     assert client().get_experiment_by_name("pricing model") is not None
-    assert STATE.connection.experiment_name == "pricing model"
+    assert current_session().connection.experiment_name == "pricing model"
     shell.run_cell("%%track\nx = 1")
-    run = mlflow.get_run(STATE.last_tracked.run_id)
+    run = mlflow.get_run(current_session().last_tracked.run_id)
     assert run.info.experiment_id == client().get_experiment_by_name("pricing model").experiment_id
 
 
@@ -134,7 +134,7 @@ def test_dead_server_is_one_line_and_nothing_is_tracked_until_a_connect_works(sh
     assert line.startswith("ConnectionFailed: cannot reach the MLflow server")
     assert "connection refused" in line and "Start the server" in line
     assert not result.success
-    assert STATE.connection == before
+    assert current_session().connection == before
     assert mlflow.get_tracking_uri() == before.tracking_uri
     assert mlflow.MlflowClient().get_experiment_by_name("lost") is None
     runs_before = len(mlflow.search_runs(experiment_ids=[before.experiment_id]))
@@ -177,7 +177,7 @@ def test_bad_input_is_one_clear_line(shell, capsys, line, expected):
     result = shell.run_cell(line)
     assert only_line(capsys).startswith(expected)
     assert not result.success
-    assert STATE.connection.experiment_name == "Default"
+    assert current_session().connection.experiment_name == "Default"
 
 
 @pytest.mark.parametrize(
@@ -186,7 +186,7 @@ def test_bad_input_is_one_clear_line(shell, capsys, line, expected):
 def test_bad_input_before_connecting_creates_no_store(shell, workdir, capsys, line):
     shell.run_cell(line)
     only_line(capsys)
-    assert STATE.connection is None
+    assert current_session().connection is None
     assert list(workdir.iterdir()) == []
 
 

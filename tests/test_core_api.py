@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
+
 import mlflow
 import pytest
+from conftest import PRICE_CELL
 
 import mlmagic
 from mlmagic.core.secrets import is_secret_name, redact_uri
@@ -85,3 +88,43 @@ def test_every_core_export_is_the_function_not_a_module():
     for name in mlmagic.core.__all__:
         assert callable(getattr(mlmagic.core, name)), name
         assert not isinstance(getattr(mlmagic.core, name), type(mlmagic)), name
+
+
+def test_a_new_session_starts_fresh_and_stops_what_the_old_one_served(
+    shell, workdir, mlflow_server, monkeypatch
+):
+    from filelock import FileLock
+    from servers import process_alive
+
+    from mlmagic.core.session import current_session
+
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "users-own")
+    with_user = mlflow_server.replace("http://", "http://alice:pw-1234@")
+    shell.run_line_magic("aml_connect", f"{with_user} --experiment fresh")
+    assert os.environ["MLFLOW_TRACKING_USERNAME"] == "alice"
+    assert shell.run_cell(PRICE_CELL).success
+    shell.run_line_magic("aml_deploy", "price --name svc")
+    old = current_session()
+    pid = old.endpoints["svc"].details["pid"]
+    heard = []
+    mlmagic.add_run_listener(lambda event, run: heard.append(event))
+    lock_file = old.lease_lock.lock_file
+
+    fresh = mlmagic.new_session()
+    assert fresh is current_session() and fresh is not old
+    assert (fresh.connection, fresh.last_tracked, fresh.endpoints, fresh.listeners,
+            fresh.jobs, fresh.held) == (None, None, {}, [], {}, [])
+    assert not process_alive(pid) or _zombie(pid)
+    assert mlmagic.last_run() is None
+    assert os.environ["MLFLOW_TRACKING_USERNAME"] == "users-own"
+    with FileLock(lock_file, timeout=0):  # the old session's lease lock was let go
+        pass
+    assert shell.run_cell("%%track --name after\nx = 1").success
+    assert heard == [] and mlmagic.last_run().info.run_name == "after"
+
+
+def _zombie(pid: int) -> bool:
+    from pathlib import Path
+
+    status = Path(f"/proc/{pid}/status")
+    return status.exists() and "zombie" in status.read_text()

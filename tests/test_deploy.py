@@ -18,10 +18,7 @@ def price(shell):
     shell.run_line_magic("aml_connect", "--experiment deploy")
     assert shell.run_cell(PRICE_CELL).success
     shell.user_ns["houses"] = pd.DataFrame({"rooms": [5.0, 6.0], "age": [1.0, 2.0]})
-    yield shell
-    from mlmagic.core.deployment import _stop_all
-
-    _stop_all()
+    yield shell  # the session's end (conftest) stops its local endpoints
 
 
 def test_deploy_predict_replace_undeploy(price, capsys):
@@ -37,11 +34,11 @@ def test_deploy_predict_replace_undeploy(price, capsys):
     assert np.allclose(price.user_ns["preds"], expected)
     assert np.allclose(price.user_ns["preds"], [49.0, 58.0])
 
-    from mlmagic.core.deployment import _ENDPOINTS
+    from mlmagic.core.session import current_session
 
-    first_pid = _ENDPOINTS["svc"].details["pid"]
+    first_pid = current_session().endpoints["svc"].details["pid"]
     price.run_line_magic("aml_deploy", "price:1 --name svc --check houses")
-    second_pid = _ENDPOINTS["svc"].details["pid"]
+    second_pid = current_session().endpoints["svc"].details["pid"]
     assert second_pid != first_pid and not process_alive(first_pid) and process_alive(second_pid)
 
     price.run_line_magic("aml_undeploy", "svc")

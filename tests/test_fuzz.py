@@ -248,21 +248,17 @@ def prepared(shell, store, monkeypatch):
         wrongcols=pd.DataFrame({"colour": ["red"]}), emptyframe=pd.DataFrame(), n=3,
     )
     shell.run_line_magic("aml_deploy", "price")
-    yield shell
-    from mlmagic.core.deployment import _stop_all
-
-    _stop_all()
+    yield shell  # the session's end (conftest) stops its local endpoints
 
 
 def _snapshot(shell, folder) -> dict:
     from mlflow import MlflowClient
     from mlflow.entities import ViewType
 
-    from mlmagic.core.deployment import _ENDPOINTS
-    from mlmagic.core.state import STATE
+    from mlmagic.core.session import current_session
 
     client = MlflowClient(f"sqlite:///{folder / 'mlflow.db'}")
-    connection = STATE.connection
+    connection = current_session().connection
     experiments = client.search_experiments(view_type=ViewType.ALL)
     ids = [e.experiment_id for e in experiments]
     return {
@@ -273,7 +269,8 @@ def _snapshot(shell, folder) -> dict:
         "registered models": len(client.search_registered_models()),
         "versions": len(client.search_model_versions()),
         "aliases": dict(client.get_registered_model("price").aliases),
-        "endpoints": {name: e.details.get("pid") for name, e in _ENDPOINTS.items()},
+        "endpoints": {name: e.details.get("pid")
+                      for name, e in current_session().endpoints.items()},
         "files": sorted(str(p.relative_to(folder)) for p in folder.rglob("*")
                         if "mlruns" not in p.parts and p.name != "mlflow.db"),
         "variables": sorted(k for k in shell.user_ns if not k.startswith("_")

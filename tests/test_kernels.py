@@ -57,8 +57,8 @@ def test_a_killed_kernels_local_endpoint_is_stopped_by_the_next_session(workdir,
         assert kernel.run(PRICE_CELL).status == "ok"
         deployed = kernel.run("%aml_deploy price --name orphan")
         assert deployed.status == "ok", deployed.text
-        kernel.run("from mlmagic.core.deployment import _ENDPOINTS")
-        pid, port = (int(kernel.value(f"_ENDPOINTS['orphan'].details['{key}']"))
+        kernel.run("from mlmagic.core.session import current_session")
+        pid, port = (int(kernel.value(f"current_session().endpoints['orphan'].details['{key}']"))
                      for key in ("pid", "port"))
         kernel.kill()
     finally:

@@ -168,8 +168,8 @@ def test_endpoints_stop_when_the_kernel_exits(workdir):
         assert client.execute_interactive(PRICE_CELL, **quiet)["content"]["status"] == "ok"
         reply = client.execute_interactive(
             "%aml_deploy price --name svc\n"
-            "from mlmagic.core.deployment import _ENDPOINTS\n"
-            "pid = _ENDPOINTS['svc'].details['pid']",
+            "from mlmagic.core.session import current_session\n"
+            "pid = current_session().endpoints['svc'].details['pid']",
             user_expressions={"pid": "pid"}, **quiet,
         )
         assert reply["content"]["status"] == "ok", reply["content"]

@@ -15,12 +15,12 @@ import mlflow
 import nbformat
 import numpy as np
 import pytest
-from conftest import PRICE_CELL
+from conftest import PRICE_CELL, latest_price_version
 from mlflow import MlflowClient
 from servers import clean_environment, free_port, process_alive
 
-from mlmagic.core.state import STATE
-from mlmagic.deploy import TARGETS
+from mlmagic.core.session import current_session
+from mlmagic.deploy import targets
 
 SUBSCRIPTION = "6d1c3a52-0000-4b1e-9c1f-2f6f1a7e0001"
 TRAIN_CELL = PRICE_CELL.replace(" --register price", "")
@@ -72,8 +72,8 @@ def test_the_connect_form_connects_and_the_picker_switches_experiment(open_panel
     message = click(panel, panel.connection.connect_button)
 
     assert message == f"connected to {team}, experiment churn"
-    assert STATE.connection.tracking_uri == team
-    assert STATE.connection.experiment_name == "churn"
+    assert current_session().connection.tracking_uri == team
+    assert current_session().connection.experiment_name == "churn"
     assert mlflow.get_tracking_uri() == team
     assert MlflowClient(team).get_experiment_by_name("churn") is not None
     assert team in panel.connection.summary.value and "churn" in panel.connection.summary.value
@@ -86,13 +86,14 @@ def test_the_connect_form_connects_and_the_picker_switches_experiment(open_panel
     panel.connection.experiments.value = "pricing"
     assert panel.wait(60)
     assert panel.message == "experiment pricing"
-    assert STATE.connection.experiment_name == "pricing"
-    assert mlflow.get_experiment_by_name("pricing").experiment_id == STATE.connection.experiment_id
+    assert current_session().connection.experiment_name == "pricing"
+    connection = current_session().connection
+    assert mlflow.get_experiment_by_name("pricing").experiment_id == connection.experiment_id
 
 
 def test_connect_errors_are_one_line_in_the_panel_and_change_nothing(open_panel, capsys):
     panel = open_panel()
-    before = STATE.connection
+    before = current_session().connection
     dead = f"http://127.0.0.1:{free_port()}"
     cases = [
         ({"uri": dead}, "ConnectionFailed: cannot reach the MLflow server"),
@@ -108,7 +109,7 @@ def test_connect_errors_are_one_line_in_the_panel_and_change_nothing(open_panel,
         assert message.startswith(expected), message
         assert "\n" not in message and panel.worker.state == "error"
         assert "✗" in panel.worker.status.value
-        assert STATE.connection is before
+        assert current_session().connection is before
     captured = capsys.readouterr()
     assert "Traceback" not in captured.out + captured.err
 
@@ -180,7 +181,7 @@ def test_many_runs_are_paged_and_the_selection_survives_paging(open_panel, shell
     shell.run_line_magic("aml_connect", "-e many")
     client = MlflowClient()
     for i in range(25):
-        run = client.create_run(STATE.connection.experiment_id, run_name=f"run-{i:02d}",
+        run = client.create_run(current_session().connection.experiment_id, run_name=f"run-{i:02d}",
                                 start_time=1_700_000_000_000 + i * 1000)
         client.log_metric(run.info.run_id, "score", float(i), step=0)
         client.set_terminated(run.info.run_id, end_time=1_700_000_000_000 + i * 1000 + 500)
@@ -228,7 +229,7 @@ def test_a_running_cell_shows_its_live_chart_in_the_panel(open_panel, shell):
 def test_register_versions_and_aliases_from_the_panel(open_panel, shell, client):
     shell.run_line_magic("aml_connect", "-e models")
     assert shell.run_cell(TRAIN_CELL).success
-    run_id = STATE.last_tracked.run_id
+    run_id = current_session().last_tracked.run_id
     panel = open_panel()
     panel.models.name.value = "price"
     message = click(panel, panel.models.register_button)
@@ -264,18 +265,15 @@ def test_register_versions_and_aliases_from_the_panel(open_panel, shell, client)
 def price(shell):
     shell.run_line_magic("aml_connect", "--experiment deploy")
     assert shell.run_cell(PRICE_CELL).success
-    yield shell
-    from mlmagic.core.deployment import _stop_all
-
-    _stop_all()
+    yield shell  # the session's end (conftest) stops its local endpoints
 
 
 def test_deploy_locally_send_a_test_request_and_undeploy(price, open_panel):
-    from mlmagic.core.deployment import _ENDPOINTS
 
     panel = open_panel()
     assert panel.deploy.model.value == "price:1"
-    assert panel.deploy.target.options == TARGETS  # whatever targets mlmagic has
+    assert panel.deploy.target.options == tuple(targets())  # whatever targets mlmagic has
+    assert [field.description for field in panel.deploy.options.children] == ["port"]
     panel.deploy.name.value = "svc"
     panel.deploy.deploy_button.click()
     assert panel.worker.busy  # the deploy goes on in the background, the notebook does not wait
@@ -283,7 +281,7 @@ def test_deploy_locally_send_a_test_request_and_undeploy(price, open_panel):
                           "bad = pd.DataFrame({'colour': ['red']})").success
     assert panel.wait(300)
     assert panel.message.startswith("endpoint svc is ready: http://127.0.0.1:")
-    endpoint = _ENDPOINTS["svc"]
+    endpoint = current_session().endpoints["svc"]
     assert "alive" in panel.deploy.table.value and endpoint.url in panel.deploy.table.value
     body = json.dumps({"dataframe_split": {"columns": ["rooms", "age"], "data": [[5.0, 1.0]]}})
     request = urllib.request.Request(endpoint.url, body.encode(),
@@ -322,13 +320,34 @@ def test_a_deploy_that_cannot_happen_is_one_line_and_starts_nothing(price, open_
     assert "no endpoint yet" in panel.deploy.table.value
 
 
+def test_a_target_s_own_options_are_asked_for_and_passed(priced, azure, open_panel):
+    panel = open_panel()
+    panel.deploy.model.value = f"price:{latest_price_version(azure)}"
+    panel.deploy.target.value = "kubernetes"
+    shown = [field.description for field in panel.deploy.options.children]
+    assert shown == ["instance type", "instance count", "compute"]
+    panel.deploy.name.value = "price-k8s-panel"
+    assert click(panel, panel.deploy.deploy_button).startswith(
+        "InvalidInput: the kubernetes target needs compute NAME")
+    fields = {field.description: field for field in panel.deploy.options.children}
+    fields["instance count"].value = "two"
+    assert click(panel, panel.deploy.deploy_button) == (
+        "InvalidInput: instance count expects a whole number, got 'two'.")
+    assert "price-k8s-panel" not in azure.online.endpoints
+    fields["instance count"].value, fields["compute"].value = "2", "k8s-cluster"
+    assert click(panel, panel.deploy.deploy_button).startswith("endpoint price-k8s-panel is ready")
+    deployment = azure.online.deployments[("price-k8s-panel", "blue")]
+    assert deployment["properties"]["endpointComputeType"] == "Kubernetes"
+    assert deployment["sku"]["capacity"] == 2
+
+
 def test_the_azure_form_connects_to_a_workspace(open_panel, azure):
     panel = open_panel()
     form = panel.connection
     form.workspace.value, form.subscription.value = "ws-churn", SUBSCRIPTION
     form.resource_group.value, form.experiment.value = "rg-notebooks", "panel"
     assert click(panel, form.connect_button).endswith("experiment panel")
-    assert STATE.connection.backend.name == "azure ml"
+    assert current_session().connection.backend.name == "azure ml"
     assert "ws-churn" in form.summary.value and "https://ml.azure.emulator.test/" in \
         form.summary.value
     assert MlflowClient(tracking_uri=azure.mlflow_url).get_experiment_by_name("panel")
@@ -342,8 +361,9 @@ def test_where_widgets_cannot_render_the_panel_is_a_summary_with_links(
     panel = open_panel()
     bundle = shell.display_formatter.format(panel)[0]
     assert "application/vnd.jupyter.widget-view+json" in bundle
-    run_id = STATE.last_tracked.run_id
-    link = f"{mlflow_server}/#/experiments/{STATE.connection.experiment_id}/runs/{run_id}"
+    run_id = current_session().last_tracked.run_id
+    experiment_id = current_session().connection.experiment_id
+    link = f"{mlflow_server}/#/experiments/{experiment_id}/runs/{run_id}"
     assert f"<a href='{link}'" in bundle["text/html"]
     text = bundle["text/plain"]
     assert text.startswith("mlmagic panel (a summary: this front end does not show widgets)")

@@ -15,7 +15,7 @@ from servers import clean_environment, free_port
 
 from mlmagic.backends.azureml import workspace_of_uri
 from mlmagic.config import find_workspace_config
-from mlmagic.core.state import STATE
+from mlmagic.core.session import current_session
 
 HAS_MAGICS = "print('aml_connect' in get_ipython().magics_manager.magics['line'])"
 
@@ -93,8 +93,8 @@ def test_load_connects_when_the_config_file_names_the_backend(shell, workdir, ca
     (workdir / "pyproject.toml").write_text(
         f'[tool.mlmagic]\ntracking_uri = "{store}"\nexperiment = "churn"\n')
     shell.run_line_magic("reload_ext", "mlmagic")
-    assert STATE.connection.tracking_uri == store
-    assert STATE.connection.experiment_name == "churn"
+    assert current_session().connection.tracking_uri == store
+    assert current_session().connection.experiment_name == "churn"
     assert "connected to local (pyproject.toml), experiment 'churn'" in capsys.readouterr().err
 
 
@@ -106,7 +106,7 @@ def test_load_warns_in_one_line_when_the_configured_server_is_down(shell, workdi
     line = only_line(capsys)
     assert line.startswith("mlmagic: could not connect as ")
     assert "connection refused" in line and "%aml_connect" in line
-    assert STATE.connection is None
+    assert current_session().connection is None
     assert "aml_connect" in shell.magics_manager.magics["line"]
 
 
@@ -114,10 +114,10 @@ def test_autoconnect_false_and_an_experiment_alone_do_not_connect(shell, workdir
     (workdir / "pyproject.toml").write_text(
         f'[tool.mlmagic]\ntracking_uri = "sqlite:///{workdir / "x.db"}"\nautoconnect = false\n')
     shell.run_line_magic("reload_ext", "mlmagic")
-    assert STATE.connection is None
+    assert current_session().connection is None
     (workdir / "pyproject.toml").write_text('[tool.mlmagic]\nexperiment = "churn"\n')
     shell.run_line_magic("reload_ext", "mlmagic")
-    assert STATE.connection is None
+    assert current_session().connection is None
     assert not (workdir / "x.db").exists()
 
 

@@ -7,7 +7,7 @@ import pytest
 from conftest import only_line
 
 import mlmagic
-from mlmagic.core.state import STATE
+from mlmagic.core.session import current_session
 
 
 @pytest.fixture
@@ -21,7 +21,7 @@ def artifacts(run_id: str) -> list[str]:
 
 
 def runs_count() -> int:
-    return len(mlflow.search_runs(experiment_ids=[STATE.connection.experiment_id]))
+    return len(mlflow.search_runs(experiment_ids=[current_session().connection.experiment_id]))
 
 
 def test_cell_logs_params_tags_metrics_and_source(connected, capsys):
@@ -183,7 +183,7 @@ def test_experiment_option_is_for_this_run_only(connected, client):
     connected.run_cell("%%track --experiment side-study\npass")
     side = client().get_experiment_by_name("side-study")
     assert mlmagic.last_run().info.experiment_id == side.experiment_id
-    assert STATE.connection.experiment_name == "tracking"
+    assert current_session().connection.experiment_name == "tracking"
 
 
 def test_no_source_option_and_setting(connected):
@@ -257,9 +257,9 @@ def test_autolog_is_on_for_the_cell_only(connected):
 
 
 def test_track_connects_to_the_default_when_not_connected(shell, workdir):
-    assert STATE.connection is None
+    assert current_session().connection is None
     assert shell.run_cell("%%track\nx = 1").success
-    assert STATE.connection.origin == "embedded default"
+    assert current_session().connection.origin == "embedded default"
     assert (workdir / "mlflow.db").is_file()
     assert mlmagic.last_run().info.status == "FINISHED"
 

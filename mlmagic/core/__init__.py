@@ -9,7 +9,10 @@ from __future__ import annotations
 import importlib
 
 _EXPORTS = {
-    "Connection": "state",
+    "Connection": "session",
+    "Session": "session",
+    "current_session": "session",
+    "new_session": "session",
     "connect": "connection",
     "current_connection": "connection",
     "embedded_uri": "connection",

@@ -14,8 +14,8 @@ from mlmagic.core.display import Card, card, notify
 from mlmagic.core.failures import DEFAULT_TIMEOUT, explain, interactive, network_failure
 from mlmagic.core.journal import SyncReport, pending, sync_journals
 from mlmagic.core.secrets import error_line, redact_uri, split_credentials
+from mlmagic.core.session import Connection, current_session
 from mlmagic.core.sink import SHORT_RETRIES, temporary_env
-from mlmagic.core.state import STATE, Connection
 from mlmagic.errors import ConnectionFailed, InvalidInput, MlmagicError, NotFound
 
 DEFAULT_EXPERIMENT = "Default"
@@ -59,13 +59,14 @@ def connect(
     password in an HTTP(S) URI are moved to ``MLFLOW_TRACKING_USERNAME`` and
     ``MLFLOW_TRACKING_PASSWORD``, so the URI MLflow (and every output) sees holds none.
     """
+    session = current_session()
     timeout = checked_timeout(timeout)
     settings = _settings(uri, workspace, subscription, resource_group, config, client)
     name = checked_experiment_name(
         experiment
         or settings.experiment
         or os.environ.get("MLFLOW_EXPERIMENT_NAME")
-        or STATE.default_experiment
+        or session.default_experiment
         or DEFAULT_EXPERIMENT
     )
     tracking_uri, credentials = _credentials_apart(settings.tracking_uri)
@@ -77,12 +78,12 @@ def connect(
     except InvalidInput:
         raise
     except MlmagicError as error:
-        STATE.refused = str(error)
+        session.refused = str(error)
         raise
     except Exception as error:
-        STATE.refused = error_line(error, settings.tracking_uri or "")
+        session.refused = error_line(error, settings.tracking_uri or "")
         raise explain(error, tracking_uri or "") or error from None
-    users_own = _user_environment()
+    users_own = session.user_environment()
     _write_environment(credentials, users_own)
 
     import mlflow
@@ -91,10 +92,10 @@ def connect(
     if os.environ.get(URI_VARIABLE) == backend.tracking_uri:  # MLflow wrote it for children
         _write_environment({URI_VARIABLE: backend.tracking_uri}, users_own, already_set=True)
     mlflow.set_experiment(experiment_id=experiment_id)
-    STATE.connection = Connection(backend, name, experiment_id, settings.origin, timeout)
-    STATE.refused = None
+    session.connection = Connection(backend, name, experiment_id, settings.origin, timeout)
+    session.refused = None
     _clean_up_after_dead_sessions(backend.tracking_uri)
-    return STATE.connection
+    return session.connection
 
 
 def _settings(uri, workspace, subscription, resource_group, config, client) -> Settings:
@@ -106,7 +107,7 @@ def _settings(uri, workspace, subscription, resource_group, config, client) -> S
     if workspace_given:
         return _workspace_settings(workspace, subscription, resource_group, config, client)
     if uri is None:
-        settings = resolve_settings(environ=_user_environment())
+        settings = resolve_settings(environ=current_session().user_environment())
         if settings.tracking_uri is not None:
             _checked_uri(settings.tracking_uri)
         return settings
@@ -221,23 +222,24 @@ def sync() -> SyncReport:
             f"cannot reach {redact_uri(connection.tracking_uri)} ({reason}); the journal is "
             "kept. Run %aml_sync again when the server is back."
         ) from None
-    tracked = STATE.last_tracked
+    tracked = current_session().last_tracked
     if tracked is not None and tracked.journal in run_ids:
         tracked.run_id, tracked.journal = run_ids[tracked.journal], None
     return replace(report, runs=report.runs + held[0], points=report.points + held[1],
-                   kept=len(STATE.held))
+                   kept=len(current_session().held))
 
 
 def _send_held() -> tuple[int, int]:
     """Write what closed runs kept in memory (neither their store nor the journal took it)
     to either of them now: the runs and points it sent."""
     runs = points = 0
-    for sink in list(STATE.held):
+    held = current_session().held
+    for sink in list(held):
         waiting = sink.unsaved_points()
         sink.retry()
         if not sink.saved:
             continue
-        STATE.held.remove(sink)
+        held.remove(sink)
         if not sink.offline:  # in the store now (else in the journal, sent next)
             runs, points = runs + 1, points + waiting
             if sink.journal is not None:
@@ -247,24 +249,25 @@ def _send_held() -> tuple[int, int]:
 
 def current_connection() -> Connection | None:
     """The connection in use, or None before the first ``connect()``."""
-    return STATE.connection
+    return current_session().connection
 
 
 def ensure_connected() -> Connection:
     """The connection in use; connect with the defaults if there is none. After a connect
     that failed, ConnectionFailed until one succeeds: nothing goes somewhere else."""
-    if STATE.refused is not None:
-        raise ConnectionFailed(f"the last connect failed ({STATE.refused}), so nothing is "
+    session = current_session()
+    if session.refused is not None:
+        raise ConnectionFailed(f"the last connect failed ({session.refused}), so nothing is "
                                "tracked or read until %aml_connect succeeds.")
-    return STATE.connection or connect()
+    return session.connection or connect()
 
 
 @interactive
 def set_experiment(name: str) -> Connection:
     """Make ``name`` the experiment of later runs, creating it if it does not exist."""
     name = checked_experiment_name(name)
-    connection = STATE.connection
-    if connection is None and STATE.refused is None:
+    session = current_session()
+    if session.connection is None and session.refused is None:
         return connect(experiment=name)
     connection = ensure_connected()
     experiment_id = _experiment_id(connection.tracking_uri, name, create=True)
@@ -272,24 +275,25 @@ def set_experiment(name: str) -> Connection:
     import mlflow
 
     mlflow.set_experiment(experiment_id=experiment_id)
-    STATE.connection = replace(connection, experiment_name=name, experiment_id=experiment_id)
-    return STATE.connection
+    session.connection = replace(connection, experiment_name=name, experiment_id=experiment_id)
+    return session.connection
 
 
 def status() -> Connection | Card:
     """A summary of the current connection (or a note saying there is none)."""
-    if STATE.refused is not None:
+    session = current_session()
+    if session.refused is not None:
         return card(
             "mlmagic: the last connect failed",
-            ("why", STATE.refused),
+            ("why", session.refused),
             ("next", "%aml_connect again; nothing is tracked until a connect succeeds"),
         )
-    if STATE.connection is None:
+    if session.connection is None:
         return card(
             "mlmagic: not connected",
             ("next", "%aml_connect (or mlmagic.connect()) to choose a tracking backend"),
         )
-    return STATE.connection
+    return session.connection
 
 
 def experiment_id_of(name: str, *, create: bool = False) -> str:
@@ -298,31 +302,21 @@ def experiment_id_of(name: str, *, create: bool = False) -> str:
     return _experiment_id(ensure_connected().tracking_uri, name, create=create)
 
 
-def _user_environment() -> dict[str, str]:
-    """The environment as the user set it: without what earlier connects wrote there."""
-    environ = dict(os.environ)
-    for name, written in STATE.env_written.items():
-        if environ.get(name) == written:
-            environ.pop(name)
-            if STATE.env_of_user.get(name) is not None:
-                environ[name] = STATE.env_of_user[name]
-    return environ
-
-
 def _write_environment(values: dict[str, str], users_own: dict[str, str], *,
                        already_set: bool = False) -> None:
     """Write ``values`` into the environment (for MLflow and child processes), remembering
     the user's own values (``users_own``, read before this connect changed anything); what
     an earlier connect wrote and this one does not is taken back. ``already_set``: MLflow
     wrote them itself."""
+    session = current_session()
     names = set(values) if already_set else set(values) | {
-        n for n in STATE.env_written if n != URI_VARIABLE}
+        n for n in session.env_written if n != URI_VARIABLE}
     for name in names:
-        STATE.env_of_user[name] = users_own.get(name)
+        session.env_of_user[name] = users_own.get(name)
         if name in values:
-            os.environ[name] = STATE.env_written[name] = values[name]
+            os.environ[name] = session.env_written[name] = values[name]
         else:
-            STATE.env_written.pop(name, None)
+            session.env_written.pop(name, None)
             if users_own.get(name) is None:
                 os.environ.pop(name, None)
             else:

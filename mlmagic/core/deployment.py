@@ -2,36 +2,25 @@
 
 from __future__ import annotations
 
-import atexit
-import contextlib
 import importlib
 from typing import TYPE_CHECKING
 
-from mlmagic.core.checks import (
-    checked_count,
-    checked_endpoint_name,
-    checked_port,
-    checked_positive,
-    checked_timeout,
-    safe_name,
-)
+from mlmagic.core.checks import checked_endpoint_name, checked_timeout, safe_name
 from mlmagic.core.connection import ensure_connected
 from mlmagic.core.display import Card, card
 from mlmagic.core.failures import interactive, refusal_reason
 from mlmagic.core.registry import resolve_model
+from mlmagic.core.session import current_session
 from mlmagic.core.sink import temporary_env
-from mlmagic.core.state import STATE
-from mlmagic.deploy import Endpoint, target
+from mlmagic.deploy import Endpoint, checked_options, target
 from mlmagic.errors import InvalidInput, MlmagicError, NotFound
 
 if TYPE_CHECKING:
     import pandas as pd
 
-_ENDPOINTS: dict[str, Endpoint] = {}
 # Modules that list a workspace's endpoints: online endpoints (managed and Kubernetes) and
 # SDK v1 web services (ACI and AKS).
 WORKSPACE_KINDS = ("online", "webservice")
-_FLAGS = {"tags": "--tag", "enable_app_insights": "--app-insights"}  # %aml_deploy's names
 
 
 @interactive
@@ -51,14 +40,11 @@ def deploy(
     scored here, before anything starts; an endpoint that answers differently stays up,
     marked unverified, and the call raises one line saying what differed.
 
-    Targets and their ``options``: ``local`` (``port``); ``online``, an Azure ML managed
-    online endpoint (``instance_type``, ``instance_count``); ``kubernetes``, an Azure ML
-    Kubernetes online endpoint (``compute``, the attached cluster, and the same two); and the
-    deprecated SDK v1 web services ``aci`` (``cpu_cores``, ``memory_gb``, ``tags``,
-    ``description``, ``location``) and ``aks`` (``compute``, ``cpu_cores``, ``memory_gb``,
-    ``tags``, ``description``, ``enable_app_insights``)."""
+    ``target_name`` is one of :func:`mlmagic.deploy.targets` (local, online, kubernetes,
+    and the deprecated aci and aks); ``options`` are the fields of its ``Options`` dataclass
+    (``port`` locally; ``instance_type``, ``instance_count``, ``compute`` on Azure ML, ...)."""
     module = target(target_name)
-    options = _checked_options(module, target_name, options)
+    options = checked_options(target_name, options)
     timeout = checked_timeout(timeout) or module.DEFAULT_TIMEOUT
     if name is not None:
         name = checked_endpoint_name(name)
@@ -71,33 +57,17 @@ def deploy(
     with temporary_env({"MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}):
         _check_servable(ref)
         example, expected = _expected_predictions(ref, check)
-        previous = _ENDPOINTS.get(name)
-        if previous is not None and previous.details.get("port") == options.get("port", -1):
+        previous = current_session().endpoints.get(name)
+        if previous is not None and previous.details.get("port") == getattr(options, "port", -1):
             undeploy(name)  # the new endpoint wants the old one's port
-        endpoint = module.deploy(ref, name, timeout=timeout, connection=connection, **options)
-        _ENDPOINTS[name] = endpoint
+        endpoint = module.deploy(ref, name, timeout=timeout, connection=connection,
+                                 options=options)
+        current_session().endpoints[name] = endpoint
         if previous is not None and previous.target == "local" and previous is not endpoint:
             target("local").delete(previous)  # Azure endpoints are updated in place
         if example is not None:
             _verify(endpoint, example, expected)
     return endpoint
-
-
-def _checked_options(module, target_name: str, options: dict) -> dict:
-    options = {key: value for key, value in options.items() if value is not None}
-    unsupported = [_FLAGS.get(key, f"--{key.replace('_', '-')}") for key in options
-                   if key not in module.OPTIONS]
-    if unsupported:
-        raise InvalidInput(f"{', '.join(unsupported)} does not apply to the {target_name} "
-                           "target.")
-    if "port" in options:
-        checked_port(options["port"])
-    if "instance_count" in options:
-        checked_count(options["instance_count"], "instance count")
-    for key in ("cpu_cores", "memory_gb"):
-        if key in options:
-            checked_positive(options[key], key.replace("_", " "))
-    return options
 
 
 @interactive
@@ -111,7 +81,7 @@ def endpoints() -> pd.DataFrame:
         {"name": e.name, "target": e.target, "model": e.model, "url": e.url,
          "state": target(e.target).status(e)
          + (" (unverified)" if e.details.get("verified") is False else "")}
-        for e in (*_ENDPOINTS.values(), *_workspace_endpoints().values())
+        for e in (*current_session().endpoints.values(), *_workspace_endpoints().values())
     ]
     return pd.DataFrame(rows, columns=["name", "target", "model", "url", "state"])
 
@@ -140,7 +110,7 @@ def undeploy(name: str, deployment: str | None = None) -> None:
         module.delete_deployment(endpoint, deployment)
         return
     module.delete(endpoint)
-    _ENDPOINTS.pop(name, None)
+    current_session().endpoints.pop(name, None)
 
 
 def endpoint_summary(endpoint: Endpoint) -> Card:
@@ -175,14 +145,15 @@ def _check_servable(ref) -> None:
 
 
 def _endpoint(name: str) -> Endpoint:
-    if name in _ENDPOINTS:
-        return _ENDPOINTS[name]
+    known_here = current_session().endpoints
+    if name in known_here:
+        return known_here[name]
     workspace = _workspace()
     for kind in WORKSPACE_KINDS if workspace is not None else ():
         found = importlib.import_module(f"mlmagic.deploy.{kind}").endpoint_in(workspace, name)
         if found is not None:
             return found
-    known = ", ".join(_ENDPOINTS) or "none in this session"
+    known = ", ".join(known_here) or "none in this session"
     raise NotFound(f"no endpoint named '{name}' (endpoints: {known}; %aml_endpoints lists "
                    "the workspace's too).")
 
@@ -194,11 +165,11 @@ def _workspace_endpoints() -> dict[str, Endpoint]:
         return {}
     return {e.name: e for kind in WORKSPACE_KINDS
             for e in importlib.import_module(f"mlmagic.deploy.{kind}").endpoints_in(workspace)
-            if e.name not in _ENDPOINTS}
+            if e.name not in current_session().endpoints}
 
 
 def _workspace():
-    connection = STATE.connection
+    connection = current_session().connection
     return None if connection is None else connection.backend.workspace
 
 
@@ -269,10 +240,3 @@ def _as_array(predictions):
         return pd.DataFrame(predictions).to_numpy()
     array = np.asarray(predictions)
     return array if array.dtype != object else array.astype(str)
-
-
-@atexit.register
-def _stop_all() -> None:
-    for name in list(_ENDPOINTS):
-        with contextlib.suppress(Exception):
-            undeploy(name)

@@ -211,9 +211,9 @@ def _action(error: BaseException) -> str:
 
 def interactive_timeout() -> float:
     """Seconds an interactive call waits for a server: the connection's connect timeout."""
-    from mlmagic.core.state import STATE
+    from mlmagic.core.session import current_session
 
-    connection = STATE.connection
+    connection = current_session().connection
     return connection.timeout if connection is not None else DEFAULT_TIMEOUT
 
 
@@ -222,8 +222,8 @@ def interactive(function: F) -> F:
     failure or a 401/403 into one line (other errors pass unchanged)."""
     @functools.wraps(function)
     def call(*args, **kwargs):
+        from mlmagic.core.session import current_session
         from mlmagic.core.sink import temporary_env
-        from mlmagic.core.state import STATE
 
         settings = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
                     "MLFLOW_HTTP_REQUEST_TIMEOUT": f"{interactive_timeout():g}"}
@@ -233,7 +233,7 @@ def interactive(function: F) -> F:
         except MlmagicError:
             raise
         except Exception as error:
-            connection = STATE.connection
+            connection = current_session().connection
             explained = explain(error, connection.tracking_uri) if connection else None
             if explained is None:
                 raise

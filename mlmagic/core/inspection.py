@@ -16,8 +16,8 @@ from mlmagic.core.connection import ensure_connected
 from mlmagic.core.display import Card, card, format_duration
 from mlmagic.core.failures import explain, interactive
 from mlmagic.core.secrets import redact_uri
+from mlmagic.core.session import current_session, last_run_id
 from mlmagic.core.sink import temporary_env
-from mlmagic.core.state import STATE, last_run_id
 from mlmagic.errors import InvalidInput, NotFound
 
 if TYPE_CHECKING:
@@ -94,7 +94,7 @@ def show(run: str = "last") -> RunDetails:
 
     found = find_run(run)
     client = MlflowClient(tracking_uri=ensure_connected().tracking_uri)
-    connection = STATE.connection
+    connection = current_session().connection
     return RunDetails(found, tuple(_artifact_paths(client, found.info.run_id)),
                       connection.run_url(found.info.run_id, found.info.experiment_id))
 

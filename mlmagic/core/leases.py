@@ -21,8 +21,6 @@ from pathlib import Path
 from mlmagic.config import mlmagic_home
 from mlmagic.core.display import notify
 
-_SESSION: dict = {}  # id, pid and lock of this process's session, once one is needed
-
 
 def leases_dir() -> Path:
     """Where leases and session locks are kept: ``~/.mlmagic/leases``."""
@@ -30,18 +28,22 @@ def leases_dir() -> Path:
 
 
 def session_id() -> str:
-    """This process's session, its lock taken on first use (a forked child gets its own)."""
+    """The current session's lease identity, its lock taken on first use (a forked child
+    gets its own)."""
     from filelock import FileLock
 
-    if _SESSION.get("pid") != os.getpid():
+    from mlmagic.core.session import current_session
+
+    session = current_session()
+    if session.lease_pid != os.getpid():
         ident = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         folder = leases_dir() / "sessions"
         folder.mkdir(parents=True, exist_ok=True)
         _remove_dead_session_locks(folder)
         lock = FileLock(folder / f"{ident}.lock", timeout=0, thread_local=False)
         lock.acquire()
-        _SESSION.update(id=ident, pid=os.getpid(), lock=lock)
-    return _SESSION["id"]
+        session.lease_id, session.lease_pid, session.lease_lock = ident, os.getpid(), lock
+    return session.lease_id
 
 
 def _remove_dead_session_locks(folder: Path, older_than: float = 60.0) -> None:
@@ -61,7 +63,10 @@ def holder_alive(lease: dict) -> bool:
     shared home folder) counts as alive: this machine cannot tell."""
     if lease.get("host") != socket.gethostname():
         return True
-    if lease.get("session") == _SESSION.get("id") and _SESSION.get("pid") == os.getpid():
+    from mlmagic.core.session import current_session
+
+    session = current_session()
+    if lease.get("session") == session.lease_id and session.lease_pid == os.getpid():
         return True
     path = leases_dir() / "sessions" / f"{lease.get('session')}.lock"
     return path.exists() and not _gone(path)

@@ -22,6 +22,7 @@ from typing import Any
 
 from mlmagic.core.display import notify
 from mlmagic.core.secrets import REDACTED, is_secret_name
+from mlmagic.core.session import current_session
 
 FLUSH_SECONDS = 1.0
 MAX_ENTITIES = 1000  # MLflow's log_batch limits
@@ -134,9 +135,12 @@ def _batches(metrics: list, params: list, tags: list) -> Iterator[tuple[list, li
 
 # --- routing MLflow's fluent calls to the recorder of the active tracked run -----------------
 
-_RECORDERS: list[Recorder] = []
 _ORIGINALS: dict[str, Callable] = {}
 _ROUTED = ("log_metric", "log_metrics", "log_param", "log_params", "set_tag", "set_tags")
+
+
+def _recorders() -> list[Recorder]:
+    return current_session().recorders
 
 
 @contextmanager
@@ -153,35 +157,36 @@ def start_recording(recorder: Recorder) -> None:
     """Route the fluent logging calls aimed at ``recorder``'s run to it."""
     import mlflow
 
-    if not _RECORDERS:
+    if not _ORIGINALS:  # MLflow's module is the process's: patched once, whatever the session
         for name in _ROUTED:
             _ORIGINALS[name] = getattr(mlflow, name)
             setattr(mlflow, name, globals()[f"_{name}"])
-    _RECORDERS.append(recorder)
+    _recorders().append(recorder)
 
 
 def stop_recording(recorder: Recorder) -> None:
     """Stop routing calls to ``recorder`` (nothing happens if it is not routed to)."""
     import mlflow
 
-    if recorder not in _RECORDERS:
+    recorders = _recorders()
+    if recorder not in recorders:
         return
-    _RECORDERS.remove(recorder)
-    if not _RECORDERS:
+    recorders.remove(recorder)
+    if not recorders and _ORIGINALS:
         for name in _ROUTED:
             setattr(mlflow, name, _ORIGINALS.pop(name))
 
 
 def active_recorder() -> Recorder | None:
     """The recorder of the innermost tracked block that is running, if any."""
-    return _RECORDERS[-1] if _RECORDERS else None
+    return _recorders()[-1] if _recorders() else None
 
 
 def _recorder_for(run_id: str | None, synchronous: bool | None = None) -> Recorder | None:
     """The recorder that takes a call for ``run_id`` (None: the active run), if any."""
-    if not _RECORDERS:
+    if not _recorders():
         return None
-    recorder = _RECORDERS[-1]
+    recorder = _recorders()[-1]
     from mlflow.tracking.fluent import active_run, get_active_model_id
 
     active = active_run()
@@ -237,7 +242,7 @@ def masked(values: Mapping[str, Any], kind: str, said: set | None = None) -> dic
 
 
 def _masked(values: Mapping[str, Any], kind: str) -> dict[str, Any]:
-    return masked(values, kind, _RECORDERS[-1].masked_keys if _RECORDERS else None)
+    return masked(values, kind, _recorders()[-1].masked_keys if _recorders() else None)
 
 
 def _log_param(key, value, synchronous=None):

@@ -21,8 +21,8 @@ from mlmagic.core.display import Card, card
 from mlmagic.core.failures import explain, interactive
 from mlmagic.core.search import stored_run
 from mlmagic.core.secrets import error_line
+from mlmagic.core.session import current_session, last_run_id
 from mlmagic.core.sink import temporary_env
-from mlmagic.core.state import STATE, last_run_id
 from mlmagic.errors import InvalidInput, NotFound
 
 if TYPE_CHECKING:
@@ -140,7 +140,7 @@ def set_alias(model: str, alias: str):
 
 def version_summary(version) -> Card:
     """A card for a registered model version: name, version, aliases, source run, link."""
-    backend = STATE.connection.backend if STATE.connection else None
+    backend = current_session().connection.backend if current_session().connection else None
     link = backend and backend.link(backend.model_path, name=version.name, version=version.version)
     return card(
         f"model {version.name} version {version.version}",

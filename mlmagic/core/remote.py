@@ -30,7 +30,7 @@ from mlmagic.core.connection import ensure_connected, experiment_id_of
 from mlmagic.core.display import Card, card, format_duration
 from mlmagic.core.failures import interactive
 from mlmagic.core.secrets import scrub
-from mlmagic.core.state import STATE, TrackedRun
+from mlmagic.core.session import TrackedRun, current_session
 from mlmagic.errors import InvalidInput, NotFound, RunFailed
 
 if TYPE_CHECKING:
@@ -40,7 +40,6 @@ STDERR_ARTIFACT = "stderr.txt"
 OUTPUT_ARTIFACT = "output.log"
 TAIL_LINES = 40
 RUN_VARIABLES = ("MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_ID", "MLFLOW_RUN_ID")
-_JOBS: dict[str, Job] = {}  # job name -> job, in the order submitted
 
 
 @dataclass
@@ -139,7 +138,7 @@ def submit(
             raise InvalidInput("--environment and --pip are for --compute jobs; a local run "
                                "uses this kernel's Python and its packages.")
         job = _start_local(path, arguments, connection, experiment_id, name or path.stem)
-    _JOBS[job.name] = job
+    current_session().jobs[job.name] = job
     _remember(job, name or path.stem)
     if wait:
         job.refresh(echo=echo, wait=True)
@@ -155,7 +154,7 @@ def jobs() -> pd.DataFrame:
     import pandas as pd
 
     rows = []
-    for job in _JOBS.values():
+    for job in current_session().jobs.values():
         if not job.done:
             job.refresh(echo=False, wait=False)
         duration = int(((job.ended or time.time()) - job.started) * 1000)
@@ -169,9 +168,9 @@ def jobs() -> pd.DataFrame:
 @interactive
 def job(name: str) -> Job:
     """One job of this session by its name (the run id for local jobs), refreshed."""
-    found = _JOBS.get(name)
+    found = current_session().jobs.get(name)
     if found is None:
-        known = ", ".join(_JOBS) or "none yet"
+        known = ", ".join(current_session().jobs) or "none yet"
         raise NotFound(f"no job named '{name}' in this session (known: {known}). "
                        "List them with %aml_jobs.")
     if not found.done:
@@ -297,7 +296,7 @@ def _remember(job: Job, run_name: str) -> None:
     """Make the job's run the session's last run (``mlmagic.last_run()``)."""
     if job.run_id is None:
         return
-    STATE.last_tracked = TrackedRun(
+    current_session().last_tracked = TrackedRun(
         job.run_id, run_name, job.experiment_id, job.tracking_uri, int(job.started * 1000),
         int(job.ended * 1000) if job.ended else None, job.status, complete=False,
     )

@@ -144,9 +144,9 @@ def init_script(
 
 
 def _connected_workspace() -> dict:
-    from mlmagic.core.state import STATE
+    from mlmagic.core.session import current_session
 
-    connection = STATE.connection
+    connection = current_session().connection
     if connection is None or connection.backend.workspace is None:
         return {}
     ref, facts = connection.backend.workspace.ref, dict(connection.backend.facts)

@@ -18,7 +18,7 @@ from mlmagic.core.display import notify, silenced
 from mlmagic.core.failures import failure_reason, network_failure, transient
 from mlmagic.core.journal import Journal, journal_dir
 from mlmagic.core.secrets import redact_uri
-from mlmagic.core.state import Connection
+from mlmagic.core.session import Connection
 
 LOG_BATCH = "/api/2.0/mlflow/runs/log-batch"
 # MLflow logs a traceback for each failed SQL write; a failed write of a run is one line here.

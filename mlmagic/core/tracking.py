@@ -34,13 +34,13 @@ from mlmagic.core.secrets import (
     scrub,
     secret_literals,
 )
+from mlmagic.core.session import RunListener, TrackedRun, current_session
 from mlmagic.core.sink import (
     SHORT_RETRIES,
     STORE_LOGGERS,
     RunSink,
     temporary_env,
 )
-from mlmagic.core.state import STATE, TrackedRun
 from mlmagic.errors import InvalidInput
 
 if TYPE_CHECKING:
@@ -53,8 +53,6 @@ SOURCE_ARTIFACT = "cell.py"
 OFFLINE_LIMITS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "2"}
 TRACEBACK_ARTIFACT = "traceback.txt"
 
-RunListener = Callable[[str, TrackedRun], None]
-_LISTENERS: list[RunListener] = []
 
 
 def add_run_listener(listener: RunListener) -> Callable[[], None]:
@@ -62,17 +60,18 @@ def add_run_listener(listener: RunListener) -> Callable[[], None]:
     "started") and when the run is closed (event "ended"); ``run`` is the session's
     TrackedRun. Returns the function that removes the listener. A failing listener is one
     line and never fails the block."""
-    _LISTENERS.append(listener)
+    listeners = current_session().listeners
+    listeners.append(listener)
 
     def remove() -> None:
-        if listener in _LISTENERS:
-            _LISTENERS.remove(listener)
+        if listener in listeners:
+            listeners.remove(listener)
 
     return remove
 
 
 def _announce(event: str, tracked: TrackedRun) -> None:
-    for listener in list(_LISTENERS):
+    for listener in list(current_session().listeners):
         try:
             listener(event, tracked)
         except Exception as error:
@@ -129,7 +128,7 @@ def track(
     tags = {**_source_tags(namespace), **tags}
     with deferred_interrupts() as start_interrupted:
         run, sink = _start_run(connection, name, experiment_id, nested, tags, autolog)
-        tracked = STATE.last_tracked = TrackedRun(
+        tracked = current_session().last_tracked = TrackedRun(
             sink.run_id, run.info.run_name if run else name or "(unnamed)", experiment_id,
             connection.tracking_uri, run.info.start_time if run else int(time.time() * 1000),
         )
@@ -171,7 +170,7 @@ def track(
 
 def last_registered():
     """The model version that the last tracked block registered (``register=``), or None."""
-    tracked = STATE.last_tracked
+    tracked = current_session().last_tracked
     return tracked.registered if tracked is not None else None
 
 
@@ -201,7 +200,7 @@ def _close(tracked, recorder, sink, outer, status, quiet, uploads, autolog) -> N
     sink.end(status, tracked.end_time)
     sink.retry()
     if not sink.saved:
-        STATE.held.append(sink)
+        current_session().held.append(sink)
         notify(f"{sink.unsaved_points()} point(s) of the run {tracked.run_name} are not saved "
                f"yet: {sink.unsaved_reason()}. They are kept in memory while this kernel "
                "runs; %aml_sync tries again.")
@@ -247,7 +246,7 @@ def log_variables(names: Iterable[str], namespace: Mapping[str, object]) -> None
 @interactive
 def last_run() -> Run | None:
     """The run of the last tracked block, fresh from its store (MLflow's ``Run``), or None."""
-    tracked = STATE.last_tracked
+    tracked = current_session().last_tracked
     if tracked is None or tracked.run_id is None:
         return None
     from mlflow import MlflowClient
@@ -258,7 +257,7 @@ def last_run() -> Run | None:
 def last_run_summary() -> Card | None:
     """A card for the last tracked run, from what the session saw (the store is asked only
     when something was logged around mlmagic, e.g. by autolog)."""
-    tracked = STATE.last_tracked
+    tracked = current_session().last_tracked
     if tracked is None:
         return None
     if not tracked.complete and tracked.journal is None:
@@ -272,7 +271,7 @@ def last_run_summary() -> Card | None:
 
 def running_summary() -> Card | None:
     """A card for the tracked run in progress: its metrics so far and the time it has taken."""
-    recorder, tracked = active_recorder(), STATE.last_tracked
+    recorder, tracked = active_recorder(), current_session().last_tracked
     if recorder is None or tracked is None or tracked.end_time is not None:
         return None
     return _summary_card(
@@ -291,7 +290,7 @@ def run_summary(run: Run) -> Card:
 
 
 def _summary_card(name, run_id, experiment_id, status, duration, metrics, journal=None):
-    connection = STATE.connection
+    connection = current_session().connection
     url = connection.run_url(run_id, experiment_id) if connection and run_id else None
     shown = ", ".join(f"{key}={value:.6g}" for key, value in sorted(metrics.items()))
     return card(

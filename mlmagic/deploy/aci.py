@@ -3,21 +3,37 @@
 
 from __future__ import annotations
 
-from mlmagic.deploy import Endpoint
-from mlmagic.deploy.webservice import DEFAULT_TIMEOUT, delete, deploy_service, predict, status
+from dataclasses import dataclass, field
 
+from mlmagic.deploy import Endpoint, option
+from mlmagic.deploy.webservice import (
+    DEFAULT_TIMEOUT,
+    ServiceOptions,
+    delete,
+    deploy_service,
+    predict,
+    status,
+)
+
+NAME = "aci"
+SUMMARY = "a legacy SDK v1 Azure Container Instances web service (deprecated: use online)"
 REQUIRES = ("azureml.core", "azure-v1")
-OPTIONS = ("cpu_cores", "memory_gb", "tags", "description", "location")
-__all__ = ["DEFAULT_TIMEOUT", "OPTIONS", "delete", "deploy", "predict", "status"]
+LEGACY = True
+__all__ = ["DEFAULT_TIMEOUT", "Options", "delete", "deploy", "predict", "status"]
 
 
-def deploy(model, name: str, *, timeout: float, connection, cpu_cores: float | None = None,
-           memory_gb: float | None = None, tags: dict | None = None,
-           description: str | None = None, location: str | None = None) -> Endpoint:
+@dataclass
+class Options(ServiceOptions):
+    """An ACI web service's options (the source docs' ``deploy_configuration``)."""
+
+    location: str | None = field(default=None, metadata=option("the Azure region to run in"))
+
+
+def deploy(model, name: str, *, timeout: float, connection, options: Options) -> Endpoint:
     """Deploy ``model`` to an ACI web service (1 core and 1 GB unless told otherwise)."""
     return deploy_service(
         model, name, connection, timeout, target="aci",
         configure=lambda webservice: webservice.AciWebservice.deploy_configuration(
-            cpu_cores=cpu_cores or 1, memory_gb=memory_gb or 1, tags=tags,
-            description=description, location=location),
+            cpu_cores=options.cpu_cores or 1, memory_gb=options.memory_gb or 1,
+            tags=options.tags, description=options.description, location=options.location),
     )

@@ -3,26 +3,41 @@
 
 from __future__ import annotations
 
-from mlmagic.deploy import Endpoint
-from mlmagic.deploy.webservice import DEFAULT_TIMEOUT, delete, deploy_service, predict, status
-from mlmagic.errors import InvalidInput
+from dataclasses import dataclass, field
 
-REQUIRES = ("azureml.core", "azure-v1")
-OPTIONS = ("compute", "cpu_cores", "memory_gb", "tags", "description", "enable_app_insights")
-__all__ = ["DEFAULT_TIMEOUT", "OPTIONS", "delete", "deploy", "predict", "status"]
+from mlmagic.deploy import Endpoint, aci, option
+from mlmagic.deploy.webservice import (
+    DEFAULT_TIMEOUT,
+    ServiceOptions,
+    delete,
+    deploy_service,
+    predict,
+    status,
+)
+
+NAME = "aks"
+SUMMARY = "a legacy SDK v1 AKS web service (deprecated: use kubernetes)"
+REQUIRES = aci.REQUIRES
+LEGACY = True
+__all__ = ["DEFAULT_TIMEOUT", "Options", "delete", "deploy", "predict", "status"]
 
 
-def deploy(model, name: str, *, timeout: float, connection, compute: str | None = None,
-           cpu_cores: float | None = None, memory_gb: float | None = None,
-           tags: dict | None = None, description: str | None = None,
-           enable_app_insights: bool | None = None) -> Endpoint:
+@dataclass
+class Options(ServiceOptions):
+    """An AKS web service's options."""
+
+    compute: str | None = field(default=None, metadata=option(
+        "the cluster attached to the workspace", required=True, metavar="NAME"))
+    enable_app_insights: bool | None = field(default=None, metadata=option(
+        "send the service's telemetry to Application Insights", flag="--app-insights"))
+
+
+def deploy(model, name: str, *, timeout: float, connection, options: Options) -> Endpoint:
     """Deploy ``model`` to an AKS web service on the attached cluster ``compute``."""
-    if not compute:
-        raise InvalidInput("the aks target needs --compute NAME: the AKS cluster attached to "
-                           "the workspace.")
     return deploy_service(
         model, name, connection, timeout, target="aks",
         configure=lambda webservice: webservice.AksWebservice.deploy_configuration(
-            compute_target_name=compute, cpu_cores=cpu_cores, memory_gb=memory_gb, tags=tags,
-            description=description, enable_app_insights=enable_app_insights),
+            compute_target_name=options.compute, cpu_cores=options.cpu_cores,
+            memory_gb=options.memory_gb, tags=options.tags, description=options.description,
+            enable_app_insights=options.enable_app_insights),
     )

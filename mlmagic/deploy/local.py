@@ -11,25 +11,35 @@ import sys
 import tempfile
 import time
 import urllib.request
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from mlmagic.core.checks import safe_name
+from mlmagic.core.checks import checked_port, safe_name
 from mlmagic.core.display import progress
 from mlmagic.core.failures import refusal_reason
 from mlmagic.core.leases import Lease, endpoint_leases_dir
-from mlmagic.deploy import Endpoint
+from mlmagic.core.session import current_session
+from mlmagic.deploy import Endpoint, option
 from mlmagic.errors import ConnectionFailed, InvalidInput
 
+NAME = "local"
+SUMMARY = "a local REST endpoint: `mlflow models serve` on 127.0.0.1"
 REQUIRES = None
-OPTIONS = ("port",)
+LEGACY = False
 DEFAULT_TIMEOUT = 180.0
-_PROCESSES: dict[int, subprocess.Popen] = {}  # by pid: two endpoints of a name may overlap
-_LEASES: dict[int, Lease | None] = {}
 
 
-def deploy(model, name: str, *, timeout: float, connection, port: int | None = None) -> Endpoint:
+@dataclass
+class Options:
+    """The local target's options."""
+
+    port: int | None = field(default=None, metadata=option(
+        "port on 127.0.0.1 (default: a free one)", check=checked_port))
+
+
+def deploy(model, name: str, *, timeout: float, connection, options: Options) -> Endpoint:
     """Serve ``model`` (a ModelRef) and wait until its health check answers."""
-    port = port or _free_port()
+    port = options.port or _free_port()
     if _in_use(port):
         raise InvalidInput(f"port {port} on 127.0.0.1 is in use. Pick another with --port.")
     log = Path(tempfile.gettempdir()) / "mlmagic" / f"{safe_name(name)}-{port}.log"
@@ -46,10 +56,11 @@ def deploy(model, name: str, *, timeout: float, connection, port: int | None = N
     base = f"http://127.0.0.1:{port}"
     endpoint = Endpoint(name, "local", str(model), f"{base}/invocations",
                         {"pid": process.pid, "log": str(log), "port": port})
-    _PROCESSES[process.pid] = process
-    _LEASES[process.pid] = Lease.take(endpoint_leases_dir(), f"{safe_name(name)}-{port}", name=name,
-                               port=port, server_pid=process.pid, model=str(model),
-                               log=str(log))
+    session = current_session()
+    session.servers[process.pid] = process
+    session.server_leases[process.pid] = Lease.take(
+        endpoint_leases_dir(), f"{safe_name(name)}-{port}", name=name, port=port,
+        server_pid=process.pid, model=str(model), log=str(log))
     _wait_until_ready(endpoint, process, timeout)
     return endpoint
 
@@ -66,7 +77,7 @@ def server_environment(tracking_uri: str) -> dict[str, str]:
 
 def status(endpoint: Endpoint) -> str:
     """"alive" if the process runs and answers its health check, else "dead"."""
-    process = _PROCESSES.get(endpoint.details["pid"])
+    process = current_session().servers.get(endpoint.details["pid"])
     if process is None or process.poll() is not None:
         return "dead"
     return "alive" if answers(endpoint.url.replace("/invocations", "/ping")) else "dead"
@@ -105,10 +116,10 @@ def _answer_reason(body: bytes) -> str:
 
 def delete(endpoint: Endpoint) -> None:
     """Stop the endpoint's process (and the server workers it started)."""
-    lease = _LEASES.pop(endpoint.details["pid"], None)
+    lease = current_session().server_leases.pop(endpoint.details["pid"], None)
     if lease is not None:
         lease.release()
-    process = _PROCESSES.pop(endpoint.details["pid"], None)
+    process = current_session().servers.pop(endpoint.details["pid"], None)
     if process is None or process.poll() is not None:
         return
     os.killpg(process.pid, signal.SIGTERM)

@@ -12,23 +12,41 @@ import re
 import time
 import urllib.error
 import urllib.request
+from dataclasses import dataclass, field
 from typing import Any
 
 from mlmagic.backends.azureml import sdk_quiet
+from mlmagic.core.checks import checked_count
 from mlmagic.core.display import progress
-from mlmagic.deploy import Endpoint
+from mlmagic.core.session import current_session
+from mlmagic.deploy import Endpoint, option
 from mlmagic.errors import ConnectionFailed, InvalidInput, MlmagicError, NotFound
 
+NAME = "online"
+SUMMARY = "an Azure ML managed online endpoint"
 REQUIRES = ("azure.ai.ml", "azure")
-OPTIONS = ("instance_type", "instance_count")
+LEGACY = False
 DEFAULT_TIMEOUT = 1800.0  # Azure takes minutes to provision
 DEFAULT_INSTANCE_TYPE = "Standard_DS3_v2"
 NAME_RULE = re.compile(r"[a-zA-Z][a-zA-Z0-9-]{1,30}[a-zA-Z0-9]")
-_KEYS: dict[str, str] = {}  # endpoint name -> its key, never shown
 
 
-def deploy(model, name: str, *, timeout: float, connection, instance_type: str | None = None,
-           instance_count: int | None = None) -> Endpoint:
+@dataclass
+class Options:
+    """The options of online endpoints (managed, and on Kubernetes)."""
+
+    instance_type: str | None = field(default=None, metadata=option(
+        "the VM or cluster instance type"))
+    instance_count: int | None = field(default=None, metadata=option(
+        "how many instances", check=lambda count: checked_count(count, "instance count")))
+
+
+def _keys() -> dict:
+    """This session's keys of online endpoints, by name (never shown)."""
+    return current_session().keys.setdefault("online", {})
+
+
+def deploy(model, name: str, *, timeout: float, connection, options: Options) -> Endpoint:
     """Create or update a managed online endpoint serving ``model`` (a ModelRef)."""
     from azure.ai.ml.entities import ManagedOnlineDeployment, ManagedOnlineEndpoint
 
@@ -37,8 +55,8 @@ def deploy(model, name: str, *, timeout: float, connection, instance_type: str |
         new_endpoint=lambda: ManagedOnlineEndpoint(name=name, auth_mode="key"),
         new_deployment=lambda slot, model_id: ManagedOnlineDeployment(
             name=slot, endpoint_name=name, model=model_id,
-            instance_type=instance_type or DEFAULT_INSTANCE_TYPE,
-            instance_count=instance_count or 1,
+            instance_type=options.instance_type or DEFAULT_INSTANCE_TYPE,
+            instance_count=options.instance_count or 1,
         ),
     )
 
@@ -75,7 +93,7 @@ def deploy_to(model, name: str, connection, timeout: float, *, target: str, new_
     for old in slots:
         if old != slot:
             client.online_deployments.begin_delete(name=old, endpoint_name=name).result()
-    _KEYS[name] = client.online_endpoints.get_keys(name).primary_key
+    _keys()[name] = client.online_endpoints.get_keys(name).primary_key
     return Endpoint(name, target, str(model), scoring_uri, {
         "deployment": slot, "workspace": workspace,
         "studio": workspace.studio_link(f"endpoints/realtime/{name}/detail"),
@@ -97,7 +115,7 @@ def status(endpoint: Endpoint) -> str:
 
 def predict(endpoint: Endpoint, frame) -> list:
     """Post a pandas DataFrame to the endpoint in Azure ML's ``input_data`` form."""
-    return post_input_data(endpoint, frame, _KEYS.get(endpoint.name) or _key(endpoint))
+    return post_input_data(endpoint, frame, _keys().get(endpoint.name) or _key(endpoint))
 
 
 def post_input_data(endpoint: Endpoint, frame, key: str | None) -> list:
@@ -124,7 +142,7 @@ def delete(endpoint: Endpoint) -> None:
     """Delete the endpoint and its deployments from the workspace."""
     client = endpoint.details["workspace"].ml_client()
     client.online_endpoints.begin_delete(name=endpoint.name).result()
-    _KEYS.pop(endpoint.name, None)
+    _keys().pop(endpoint.name, None)
 
 
 @sdk_quiet
@@ -255,7 +273,7 @@ def _clean_up_failed(client, name: str, slot: str, *, created: bool) -> None:
 def _key(endpoint: Endpoint) -> str:
     client = endpoint.details["workspace"].ml_client()
     try:
-        _KEYS[endpoint.name] = client.online_endpoints.get_keys(endpoint.name).primary_key
+        _keys()[endpoint.name] = client.online_endpoints.get_keys(endpoint.name).primary_key
     except Exception:
         raise NotFound(f"cannot get the key of the endpoint {endpoint.name}.") from None
-    return _KEYS[endpoint.name]
+    return _keys()[endpoint.name]

@@ -15,23 +15,26 @@ import re
 import tempfile
 import time
 import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from mlmagic.backends.azureml import INSTALL_V1
+from mlmagic.core.checks import checked_positive
 from mlmagic.core.display import notify, progress, quiet_loggers
-from mlmagic.deploy import Endpoint
+from mlmagic.core.session import current_session
+from mlmagic.deploy import Endpoint, option
 from mlmagic.deploy.online import post_input_data, registered_version, workspace_of
 from mlmagic.errors import ConnectionFailed, InvalidInput, MissingExtra, MlmagicError, NotFound
 
 DEFAULT_TIMEOUT = 1800.0
 NAME_RULE = re.compile(r"[a-z]([-a-z0-9]{1,30})[a-z0-9]")
 SUCCESSORS = {"aci": "online", "aks": "kubernetes"}
-_KEYS: dict[str, str | None] = {}  # service name -> its key (None: no auth), never shown
 
 ENTRY_SCRIPT = '''\
 """Written by mlmagic: serves an MLflow model on Azure ML's {"input_data": split} protocol."""
 import json
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import mlflow.pyfunc
@@ -50,6 +53,25 @@ def run(raw_data):
     predictions = model.predict(frame)
     return predictions.tolist() if hasattr(predictions, "tolist") else list(predictions)
 '''
+
+
+@dataclass
+class ServiceOptions:
+    """The options ACI and AKS web services share."""
+
+    cpu_cores: float | None = field(default=None, metadata=option(
+        "CPU cores per container", check=lambda n: checked_positive(n, "cpu cores")))
+    memory_gb: float | None = field(default=None, metadata=option(
+        "memory per container, in GB", check=lambda n: checked_positive(n, "memory gb")))
+    tags: dict[str, str] | None = field(default=None, metadata=option(
+        "tag the web service (repeatable)", flag="--tag", short="-t", metavar="KEY=VALUE"))
+    description: str | None = field(default=None, metadata=option(
+        "the web service's description"))
+
+
+def _keys() -> dict:
+    """This session's keys of webservice endpoints, by name (never shown)."""
+    return current_session().keys.setdefault("webservice", {})
 
 
 def deploy_service(model, name: str, connection, timeout: float, configure, *,
@@ -82,7 +104,7 @@ def deploy_service(model, name: str, connection, timeout: float, configure, *,
             raise MlmagicError(f"deploying {model} to {name} failed: {_reason(error)}") from None
     _wait_until_healthy(service, f"deploying {model} to {target.upper()} service {name}",
                         timeout, workspace, existed=existed)
-    _KEYS[name] = _key(service)
+    _keys()[name] = _key(service)
     return _as_endpoint(service, workspace)
 
 
@@ -94,9 +116,9 @@ def status(endpoint: Endpoint) -> str:
 
 def predict(endpoint: Endpoint, frame) -> list:
     """Post a pandas DataFrame to the service in Azure ML's ``input_data`` form."""
-    if endpoint.name not in _KEYS:
-        _KEYS[endpoint.name] = _key(_existing_service(endpoint))
-    return post_input_data(endpoint, frame, _KEYS[endpoint.name])
+    if endpoint.name not in _keys():
+        _keys()[endpoint.name] = _key(_existing_service(endpoint))
+    return post_input_data(endpoint, frame, _keys()[endpoint.name])
 
 
 def delete(endpoint: Endpoint) -> None:
@@ -104,7 +126,7 @@ def delete(endpoint: Endpoint) -> None:
     service = _existing_service(endpoint)
     with _sdk_quiet():
         service.delete()
-    _KEYS.pop(endpoint.name, None)
+    _keys().pop(endpoint.name, None)
 
 
 def endpoints_in(workspace) -> list[Endpoint]:

@@ -1,5 +1,6 @@
-"""The Deploy part of the panel: deploy a model version to a target with progress, the
-endpoints and their state, a test request from a DataFrame of the notebook, undeploy."""
+"""The Deploy part of the panel: deploy a model version to a target (with the options that
+target takes) with progress, the endpoints and their state, a test request from a DataFrame
+of the notebook, undeploy."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import ipywidgets as widgets
 
 from mlmagic import core
 from mlmagic.core.secrets import is_secret_name
-from mlmagic.deploy import TARGETS
+from mlmagic.deploy import option_specs, option_value, targets
 from mlmagic.errors import InvalidInput
 from mlmagic.panel.parts import button, dropdown, html_table, set_options, text
 from mlmagic.panel.worker import Worker
@@ -26,7 +27,12 @@ class DeploySection:
         self.found = None  # the endpoints, as core.endpoints() gave them last
         self.model = dropdown("model version")
         self.target = dropdown("target")
-        set_options(self.target, None, list(TARGETS), "local")
+        set_options(self.target, None, list(targets()), "local")
+        self.target.observe(self._show_options, "value")
+        self.option_fields = {spec.name: (spec, text(spec.name.replace("_", " "), spec.help))
+                              for spec in option_specs()}
+        self.options = widgets.VBox()
+        self._show_options()
         self.name = text("endpoint name", "default: the model's name")
         self.deploy_button = button("Deploy", self._deploy, "primary")
         self.table = widgets.HTML()
@@ -36,7 +42,8 @@ class DeploySection:
         self.undeploy_button = button("Undeploy", self._undeploy, "danger")
         self.predictions = widgets.HTML()
         self.widget = widgets.VBox([
-            self.model, self.target, widgets.HBox([self.name, self.deploy_button]),
+            self.model, self.target, self.options,
+            widgets.HBox([self.name, self.deploy_button]),
             self.table, self.endpoint,
             widgets.HBox([self.data, self.predict_button, self.undeploy_button]),
             self.predictions,
@@ -66,13 +73,21 @@ class DeploySection:
                         and not is_secret_name(name))
         set_options(self.data, None, frames, self.data.value)
 
+    def _show_options(self, _=None) -> None:
+        """Show the option fields of the chosen target only."""
+        self.options.children = [field for spec, field in self.option_fields.values()
+                                 if self.target.value in spec.targets]
+
     def _deploy(self, _) -> None:
         model, target, name = self.model.value, self.target.value, self.name.value.strip()
+        given = {name: (spec, field.value) for name, (spec, field) in self.option_fields.items()
+                 if target in spec.targets and field.value.strip()}
 
         def deploy():
             if not model:
                 raise InvalidInput("pick a model version (register one in the Models tab).")
-            endpoint = core.deploy(model, target_name=target, name=name or None)
+            options = {name: option_value(spec, value) for name, (spec, value) in given.items()}
+            endpoint = core.deploy(model, target_name=target, name=name or None, **options)
             self.load()
             set_options(self.endpoint, None, self.endpoint.options, endpoint.name)
             return endpoint

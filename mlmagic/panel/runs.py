@@ -19,7 +19,7 @@ from mlmagic.panel.worker import Worker
 if TYPE_CHECKING:
     import pandas as pd
 
-    from mlmagic.core.state import TrackedRun
+    from mlmagic.core.session import TrackedRun
 
 PAGE_SIZE = 20
 MAX_RUNS = 1000

@@ -1,0 +1,76 @@
+"""The deploy-target contract: every target satisfies it, and the registry builds the options
+the magic and the panel offer from the targets' ``Options`` dataclasses."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from mlmagic.deploy import (
+    DeployTarget,
+    checked_options,
+    option_specs,
+    option_value,
+    targets,
+)
+from mlmagic.errors import InvalidInput
+
+
+def test_every_target_keeps_the_contract():
+    found = targets()
+    assert list(found) == ["local", "kubernetes", "online", "aci", "aks"]
+    for name, module in found.items():
+        assert isinstance(module, DeployTarget), name
+        assert name == module.NAME and module.SUMMARY and module.DEFAULT_TIMEOUT > 0
+        assert dataclasses.is_dataclass(module.Options)
+        assert all(item.metadata.get("help") for item in dataclasses.fields(module.Options))
+
+
+def test_each_option_is_offered_once_naming_the_targets_that_take_it():
+    specs = {spec.name: spec for spec in option_specs()}
+    assert specs["port"].targets == ("local",) and specs["port"].kind is int
+    assert specs["compute"].targets == ("kubernetes", "aks")
+    assert specs["instance_count"].targets == ("kubernetes", "online")
+    assert (specs["tags"].kind, specs["tags"].flag, specs["tags"].short) == (dict, "--tag", "-t")
+    assert (specs["enable_app_insights"].kind, specs["enable_app_insights"].flag) == (
+        bool, "--app-insights")
+
+
+@pytest.mark.parametrize(("target", "given", "says"), [
+    ("local", {"compute": "c"}, "compute does not apply to the local target"),
+    ("kubernetes", {}, "the kubernetes target needs compute NAME"),
+    ("aks", {"cpu_cores": 1}, "the aks target needs compute NAME"),
+    ("local", {"port": 70000}, "port"),
+    ("online", {"instance_count": 0}, "instance count must be at least 1"),
+    ("aci", {"memory_gb": -1.0}, "memory gb"),
+    ("nowhere", {}, "unknown deploy target 'nowhere'"),
+])
+def test_options_a_target_does_not_take_or_needs_are_one_line(target, given, says):
+    with pytest.raises(InvalidInput, match=says):
+        checked_options(target, given)
+
+
+def test_checked_options_are_the_targets_dataclass_without_the_blanks():
+    options = checked_options("local", {"port": 8123, "compute": None})
+    assert options == targets()["local"].Options(port=8123)
+
+
+@pytest.mark.parametrize(("name", "text", "value"), [
+    ("port", " 8080 ", 8080), ("cpu_cores", "0.5", 0.5), ("enable_app_insights", "Yes", True),
+    ("tags", "team=ml, stage = dev", {"team": "ml", "stage": "dev"}),
+    ("compute", "k8s-cluster", "k8s-cluster"),
+])
+def test_typed_option_values(name, text, value):
+    spec = next(spec for spec in option_specs() if spec.name == name)
+    assert option_value(spec, text) == value
+
+
+@pytest.mark.parametrize(("name", "text"), [
+    ("port", "eighty"), ("cpu_cores", "1,5"), ("enable_app_insights", "maybe"),
+    ("tags", "team"), ("tags", "=ml"),
+])
+def test_option_values_of_the_wrong_kind_are_one_line(name, text):
+    spec = next(spec for spec in option_specs() if spec.name == name)
+    with pytest.raises(InvalidInput, match="expects"):
+        option_value(spec, text)
