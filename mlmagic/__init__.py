@@ -35,7 +35,7 @@ def __getattr__(name: str):
 
         return mlmagic.panel
     if name == "MlmagicError":
-        from mlmagic.errors import MlmagicError
+        from mlmagic.base.errors import MlmagicError
 
         return MlmagicError
     raise AttributeError(f"module 'mlmagic' has no attribute '{name}'")

@@ -21,14 +21,14 @@ from IPython.display import DisplayHandle, display
 from traitlets import Bool, Float, Int, Unicode, observe
 
 from mlmagic.backends.azureml import AUTH_METHODS
+from mlmagic.base.errors import InvalidInput
 from mlmagic.deploy import checked_options, option_specs, targets
-from mlmagic.errors import InvalidInput
 
 if TYPE_CHECKING:
     import pandas as pd
 
+    from mlmagic.base.display import Card
     from mlmagic.core import Connection
-    from mlmagic.core.display import Card
     from mlmagic.core.journal import SyncReport
 
 
@@ -415,7 +415,7 @@ class MlMagic(Magics):
         --region R."""
         args = self._parse(self.aml_init_script, line, "%aml_init_script")
         from mlmagic import core
-        from mlmagic.core.display import notify
+        from mlmagic.base.display import notify
 
         path = core.init_script(args.output, workspace=args.workspace,
                                 subscription=args.subscription,
@@ -490,7 +490,7 @@ class MlMagic(Magics):
 
     def _show_last_run(self, live: _LiveSummary | None) -> None:
         from mlmagic import core
-        from mlmagic.core.display import notify
+        from mlmagic.base.display import notify
 
         try:
             summary = core.last_run_summary()

@@ -33,9 +33,9 @@ def describe_store(workdir: Path) -> str:
     """Where runs go from ``workdir``, as the notebook's %aml_connect resolved it."""
     from mlflow import MlflowClient
 
-    from mlmagic.config import resolve_settings
+    from mlmagic.base.config import resolve_settings
+    from mlmagic.base.secrets import redact_uri
     from mlmagic.core import embedded_uri
-    from mlmagic.core.secrets import redact_uri
 
     uri = resolve_settings(workdir).tracking_uri or embedded_uri(workdir)
     client = MlflowClient(tracking_uri=uri)

@@ -9,8 +9,8 @@ import pytest
 from conftest import PRICE_CELL
 
 import mlmagic
-from mlmagic.core.secrets import is_secret_name, redact_uri
-from mlmagic.errors import ConnectionFailed, MlmagicError
+from mlmagic.base.errors import ConnectionFailed, MlmagicError
+from mlmagic.base.secrets import is_secret_name, redact_uri
 
 
 def test_plain_python_lifecycle(workdir):

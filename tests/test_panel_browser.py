@@ -117,9 +117,14 @@ def test_the_panel_renders_and_is_driven_in_jupyterlab(tmp_path):
             panel.get_by_role("button", name="loss").click()  # sort: highest loss first
             expect(panel.get_by_role("button", name="loss ▼")).to_be_visible()
             grid = panel.locator(".widget-gridbox")
-            names = [re.sub(r"\s+", "", text) for text in
-                     grid.locator(".widget-html").all_inner_texts()
-                     if text.strip() in ("slow", "steady", "quick")]
+            deadline = time.monotonic() + 30  # the header turns before all rows are redrawn
+            while True:
+                names = [re.sub(r"\s+", "", text) for text in
+                         grid.locator(".widget-html").all_inner_texts()
+                         if text.strip() in ("slow", "steady", "quick")]
+                if names == ["slow", "steady", "quick"] or time.monotonic() > deadline:
+                    break
+                page.wait_for_timeout(200)
             assert names == ["slow", "steady", "quick"]
             panel.locator(".widget-checkbox input").nth(0).check()
             panel.locator(".widget-checkbox input").nth(2).check()

@@ -14,7 +14,7 @@ from conftest import only_line
 from servers import clean_environment, free_port
 
 from mlmagic.backends.azureml import workspace_of_uri
-from mlmagic.config import find_workspace_config
+from mlmagic.base.config import find_workspace_config
 from mlmagic.core.session import current_session
 
 HAS_MAGICS = "print('aml_connect' in get_ipython().magics_manager.magics['line'])"

@@ -1,7 +1,7 @@
 """Tracking backends, one module each, chosen by the tracking URI.
 
 A backend module has ``handles(uri) -> bool`` and ``open(uri, timeout) -> Backend``. ``open``
-checks that the store can be used and raises an :class:`~mlmagic.errors.MlmagicError` if not;
+checks that the store can be used and raises an :class:`~mlmagic.base.errors.MlmagicError` if not;
 it changes no global state. Adding a backend is adding a module to ``_modules()`` ahead of
 the catch-all ``local``.
 """

@@ -17,8 +17,8 @@ from typing import Any
 from urllib.parse import urlparse
 
 from mlmagic.backends import Backend
-from mlmagic.core.display import quiet_loggers
-from mlmagic.errors import ConfigError, ConnectionFailed, InvalidInput, MissingExtra, NotFound
+from mlmagic.base.display import quiet_loggers
+from mlmagic.base.errors import ConfigError, ConnectionFailed, InvalidInput, MissingExtra, NotFound
 
 AUTH_METHODS = ("default", "cli", "interactive", "service-principal", "managed-identity")
 SERVICE_PRINCIPAL_VARIABLES = ("AZURE_TENANT_ID", "AZURE_CLIENT_ID", "AZURE_CLIENT_SECRET")
@@ -245,7 +245,7 @@ def _look_up(ref: WorkspaceRef, token_credential: Any, timeout: float):
     except ClientAuthenticationError:
         raise ConnectionFailed(NO_SIGN_IN) from None
     except ServiceRequestError as error:
-        from mlmagic.core.failures import network_failure
+        from mlmagic.base.failures import network_failure
 
         raise ConnectionFailed(
             f"cannot reach Azure Resource Manager ({network_failure(error) or 'no answer'}). "

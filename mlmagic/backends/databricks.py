@@ -6,8 +6,8 @@ from functools import partial
 
 from mlmagic.backends import Backend
 from mlmagic.backends.server import probe_rest_api
-from mlmagic.core.failures import credential_advice
-from mlmagic.errors import ConnectionFailed
+from mlmagic.base.errors import ConnectionFailed
+from mlmagic.base.failures import credential_advice
 
 
 def handles(uri: str) -> bool:

@@ -7,9 +7,9 @@ import logging
 from pathlib import Path
 
 from mlmagic.backends import Backend
-from mlmagic.core.display import quiet_loggers
-from mlmagic.core.secrets import error_line, redact_uri
-from mlmagic.errors import ConnectionFailed, InvalidInput
+from mlmagic.base.display import quiet_loggers
+from mlmagic.base.errors import ConnectionFailed, InvalidInput
+from mlmagic.base.secrets import error_line, redact_uri
 
 # MLflow's INFO lines about creating the tables of a new SQLite store
 SCHEMA_LOGGERS = ("mlflow.store.db.utils", "alembic")

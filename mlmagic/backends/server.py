@@ -5,9 +5,9 @@ from __future__ import annotations
 from functools import partial
 
 from mlmagic.backends import Backend
-from mlmagic.core.failures import credential_advice, network_failure
-from mlmagic.core.secrets import redact_uri, without_credentials
-from mlmagic.errors import ConnectionFailed, PermissionDenied
+from mlmagic.base.errors import ConnectionFailed, PermissionDenied
+from mlmagic.base.failures import credential_advice, network_failure
+from mlmagic.base.secrets import redact_uri, without_credentials
 
 PROBE_ENDPOINT = "/api/2.0/mlflow/experiments/search"
 

@@ -16,10 +16,10 @@ import uuid
 from pathlib import Path
 
 from mlmagic.backends.azureml import sdk_quiet
-from mlmagic.core.display import progress
+from mlmagic.base.display import progress
+from mlmagic.base.errors import ConnectionFailed, InvalidInput, NotFound
+from mlmagic.base.secrets import scrub
 from mlmagic.core.remote import Job, log_folder
-from mlmagic.core.secrets import scrub
-from mlmagic.errors import ConnectionFailed, InvalidInput, NotFound
 
 BASE_IMAGE = "mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu22.04:latest"
 BASE_PACKAGES = ("mlflow", "azureml-mlflow")

@@ -8,15 +8,17 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from mlmagic.backends import open_backend
-from mlmagic.config import Settings, read_workspace_config, resolve_settings
-from mlmagic.core.checks import checked_experiment_name, checked_timeout
-from mlmagic.core.display import Card, card, notify
-from mlmagic.core.failures import DEFAULT_TIMEOUT, explain, interactive, network_failure
+from mlmagic.base.checks import checked_experiment_name, checked_timeout
+from mlmagic.base.config import Settings, read_workspace_config, resolve_settings
+from mlmagic.base.display import Card, card, notify
+from mlmagic.base.env import temporary_env
+from mlmagic.base.errors import ConnectionFailed, InvalidInput, MlmagicError, NotFound
+from mlmagic.base.failures import DEFAULT_TIMEOUT, explain, network_failure
+from mlmagic.base.secrets import error_line, redact_uri, split_credentials
+from mlmagic.core.interactive import interactive
 from mlmagic.core.journal import SyncReport, pending, sync_journals
-from mlmagic.core.secrets import error_line, redact_uri, split_credentials
 from mlmagic.core.session import Connection, current_session
-from mlmagic.core.sink import SHORT_RETRIES, temporary_env
-from mlmagic.errors import ConnectionFailed, InvalidInput, MlmagicError, NotFound
+from mlmagic.core.sink import SHORT_RETRIES
 
 DEFAULT_EXPERIMENT = "Default"
 URI_VARIABLE = "MLFLOW_TRACKING_URI"

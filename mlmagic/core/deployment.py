@@ -5,15 +5,16 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING
 
-from mlmagic.core.checks import checked_endpoint_name, checked_timeout, safe_name
+from mlmagic.base.checks import checked_endpoint_name, checked_timeout, safe_name
+from mlmagic.base.display import Card, card
+from mlmagic.base.env import temporary_env
+from mlmagic.base.errors import InvalidInput, MlmagicError, NotFound
+from mlmagic.base.failures import refusal_reason
 from mlmagic.core.connection import ensure_connected
-from mlmagic.core.display import Card, card
-from mlmagic.core.failures import interactive, refusal_reason
+from mlmagic.core.interactive import interactive
 from mlmagic.core.registry import resolve_model
 from mlmagic.core.session import current_session
-from mlmagic.core.sink import temporary_env
 from mlmagic.deploy import Endpoint, checked_options, target
-from mlmagic.errors import InvalidInput, MlmagicError, NotFound
 
 if TYPE_CHECKING:
     import pandas as pd

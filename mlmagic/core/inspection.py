@@ -12,13 +12,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from mlmagic.base.display import Card, card, format_duration
+from mlmagic.base.env import temporary_env
+from mlmagic.base.errors import InvalidInput, NotFound
+from mlmagic.base.failures import explain
+from mlmagic.base.secrets import redact_uri
 from mlmagic.core.connection import ensure_connected
-from mlmagic.core.display import Card, card, format_duration
-from mlmagic.core.failures import explain, interactive
-from mlmagic.core.secrets import redact_uri
+from mlmagic.core.interactive import interactive
 from mlmagic.core.session import current_session, last_run_id
-from mlmagic.core.sink import temporary_env
-from mlmagic.errors import InvalidInput, NotFound
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -26,10 +26,10 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from mlmagic.config import mlmagic_home
-from mlmagic.core.display import notify
+from mlmagic.base.config import mlmagic_home
+from mlmagic.base.display import notify
+from mlmagic.base.secrets import redact_uri
 from mlmagic.core.leases import holder_alive, session_id, write_json
-from mlmagic.core.secrets import redact_uri
 
 JOURNAL_TAG = "mlmagic.journal"
 

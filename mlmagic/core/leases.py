@@ -18,8 +18,8 @@ import socket
 import uuid
 from pathlib import Path
 
-from mlmagic.config import mlmagic_home
-from mlmagic.core.display import notify
+from mlmagic.base.config import mlmagic_home
+from mlmagic.base.display import notify
 
 
 def leases_dir() -> Path:

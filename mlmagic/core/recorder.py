@@ -20,8 +20,8 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
-from mlmagic.core.display import notify
-from mlmagic.core.secrets import REDACTED, is_secret_name
+from mlmagic.base.display import notify
+from mlmagic.base.secrets import REDACTED, is_secret_name
 from mlmagic.core.session import current_session
 
 FLUSH_SECONDS = 1.0

@@ -10,20 +10,21 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from mlmagic.core.checks import (
+from mlmagic.base.checks import (
     checked_alias,
     checked_model_name,
     checked_params,
     checked_version,
 )
+from mlmagic.base.display import Card, card
+from mlmagic.base.env import temporary_env
+from mlmagic.base.errors import InvalidInput, NotFound
+from mlmagic.base.failures import explain
+from mlmagic.base.secrets import error_line
 from mlmagic.core.connection import ensure_connected
-from mlmagic.core.display import Card, card
-from mlmagic.core.failures import explain, interactive
+from mlmagic.core.interactive import interactive
 from mlmagic.core.search import stored_run
-from mlmagic.core.secrets import error_line
 from mlmagic.core.session import current_session, last_run_id
-from mlmagic.core.sink import temporary_env
-from mlmagic.errors import InvalidInput, NotFound
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -24,14 +24,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mlmagic.config import mlmagic_home
-from mlmagic.core.checks import checked_text
+from mlmagic.base.checks import checked_text
+from mlmagic.base.config import mlmagic_home
+from mlmagic.base.display import Card, card, format_duration
+from mlmagic.base.errors import InvalidInput, NotFound, RunFailed
+from mlmagic.base.secrets import scrub
 from mlmagic.core.connection import ensure_connected, experiment_id_of
-from mlmagic.core.display import Card, card, format_duration
-from mlmagic.core.failures import interactive
-from mlmagic.core.secrets import scrub
+from mlmagic.core.interactive import interactive
 from mlmagic.core.session import TrackedRun, current_session
-from mlmagic.errors import InvalidInput, NotFound, RunFailed
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -6,10 +6,11 @@ from __future__ import annotations
 import os
 import sys
 
+from mlmagic.base.errors import InvalidInput, MissingExtra, MlmagicError, NotFound
+from mlmagic.base.failures import refusal_reason
 from mlmagic.core.connection import ensure_connected
-from mlmagic.core.failures import interactive, refusal_reason
+from mlmagic.core.interactive import interactive
 from mlmagic.core.registry import resolve_model
-from mlmagic.errors import InvalidInput, MissingExtra, MlmagicError, NotFound
 
 
 @interactive

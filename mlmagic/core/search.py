@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from mlmagic.base.errors import InvalidInput, NotFound
+from mlmagic.base.failures import explain
 from mlmagic.core.connection import ensure_connected, experiment_id_of
-from mlmagic.core.failures import explain, interactive
-from mlmagic.errors import InvalidInput, NotFound
+from mlmagic.core.interactive import interactive
 
 if TYPE_CHECKING:
     import pandas as pd

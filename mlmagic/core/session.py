@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mlmagic.backends import Backend
-from mlmagic.core.display import card
-from mlmagic.core.secrets import redact_uri
-from mlmagic.errors import InvalidInput
+from mlmagic.base.display import card
+from mlmagic.base.errors import InvalidInput
+from mlmagic.base.secrets import redact_uri
 
 if TYPE_CHECKING:
     import subprocess
@@ -49,8 +49,6 @@ class Connection:
     @property
     def user(self) -> str | None:
         """The user name the store is reached as, where one was given (MLflow servers)."""
-        import os
-
         if self.tracking_uri.startswith(("http://", "https://")):
             return os.environ.get("MLFLOW_TRACKING_USERNAME")
         return None
@@ -143,7 +141,7 @@ class Session:
         """End what the session owns in this process: its local endpoints stop, the
         environment variables its connections wrote are taken back, and its lease lock is
         let go (so that a later session sends what its journals still hold)."""
-        from mlmagic.core.display import notify
+        from mlmagic.base.display import notify
 
         for endpoint in list(self.endpoints.values()):
             if endpoint.target == "local":

@@ -9,7 +9,7 @@ import re
 import shlex
 from pathlib import Path
 
-from mlmagic.errors import InvalidInput
+from mlmagic.base.errors import InvalidInput
 
 BEGIN = "# >>> mlmagic autoload >>>"
 END = "# <<< mlmagic autoload <<<"
@@ -69,9 +69,9 @@ def connect_from_config() -> None:
     """On ``%load_ext``: connect when a config file names the backend (``tracking_uri`` or a
     workspace) and does not say ``autoconnect = false``. Never fails: a problem is one line,
     and the magics stay loaded. Nothing is imported when no config file names a backend."""
-    from mlmagic.config import find_config
-    from mlmagic.core.display import notify
-    from mlmagic.errors import MlmagicError
+    from mlmagic.base.config import find_config
+    from mlmagic.base.display import notify
+    from mlmagic.base.errors import MlmagicError
 
     try:
         found = find_config()

@@ -7,17 +7,16 @@ kept and tried again, and what is still unsaved when the run closes is said in o
 from __future__ import annotations
 
 import json
-import os
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 
-from mlmagic.core.display import notify, silenced
-from mlmagic.core.failures import failure_reason, network_failure, transient
+from mlmagic.base.display import notify, silenced
+from mlmagic.base.env import temporary_env
+from mlmagic.base.failures import failure_reason, network_failure, transient
+from mlmagic.base.secrets import redact_uri
 from mlmagic.core.journal import Journal, journal_dir
-from mlmagic.core.secrets import redact_uri
 from mlmagic.core.session import Connection
 
 LOG_BATCH = "/api/2.0/mlflow/runs/log-batch"
@@ -33,37 +32,6 @@ QUICK_TRY = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOU
 # keep-alive connection, a 503 from a gateway, a locked SQLite file): 3.5 s in all before the
 # run goes offline.
 RETRY_PAUSES = (0.5, 1.0, 2.0)
-
-
-_ENV_LOCK = threading.Lock()
-_ENV_OVERRIDES: dict[str, list[tuple[object, str]]] = {}  # name -> (block, value), newest last
-_ENV_BEFORE: dict[str, str | None] = {}  # name -> its value before the first override
-
-
-@contextmanager
-def temporary_env(values: dict[str, str]) -> Iterator[None]:
-    """Set environment variables for the block, then put back what was there. Blocks in
-    several threads may overlap: while any is open, the newest one's value holds; when the
-    last closes, the value from before them is back."""
-    block = object()
-    with _ENV_LOCK:
-        for name, value in values.items():
-            if not _ENV_OVERRIDES.get(name):
-                _ENV_BEFORE[name] = os.environ.get(name)
-            _ENV_OVERRIDES.setdefault(name, []).append((block, value))
-            os.environ[name] = value
-    try:
-        yield
-    finally:
-        with _ENV_LOCK:
-            for name in values:
-                _ENV_OVERRIDES[name] = [o for o in _ENV_OVERRIDES[name] if o[0] is not block]
-                if _ENV_OVERRIDES[name]:
-                    os.environ[name] = _ENV_OVERRIDES[name][-1][1]
-                elif _ENV_BEFORE.get(name) is None:
-                    os.environ.pop(name, None)
-                else:
-                    os.environ[name] = _ENV_BEFORE[name]
 
 
 def prepare_writer_threads() -> None:
@@ -189,7 +157,7 @@ class RunSink:
 
     def _send_batch(self, batch: tuple[list, list, list]) -> None:
         """Write one batch to the store, trying again after a pause while it fails in a way
-        that passes (:func:`mlmagic.core.failures.transient`)."""
+        that passes (:func:`mlmagic.base.failures.transient`)."""
         for pause in RETRY_PAUSES:
             try:
                 self._log_batch(*batch, retries=0)

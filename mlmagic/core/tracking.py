@@ -14,10 +14,19 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mlmagic.core.checks import checked_model_name, checked_params
+from mlmagic.base.checks import checked_model_name, checked_params
+from mlmagic.base.display import Card, card, format_duration, notify, silenced
+from mlmagic.base.errors import InvalidInput
+from mlmagic.base.failures import explain, network_failure
+from mlmagic.base.secrets import (
+    error_line,
+    is_secret_name,
+    mask_secret_literals,
+    scrub,
+    secret_literals,
+)
 from mlmagic.core.connection import ensure_connected, experiment_id_of
-from mlmagic.core.display import Card, card, format_duration, notify, silenced
-from mlmagic.core.failures import explain, interactive, network_failure
+from mlmagic.core.interactive import interactive
 from mlmagic.core.interrupts import deferred_interrupts, run_to_end
 from mlmagic.core.notebook import notebook_path
 from mlmagic.core.recorder import (
@@ -27,13 +36,6 @@ from mlmagic.core.recorder import (
     start_recording,
     stop_recording,
 )
-from mlmagic.core.secrets import (
-    error_line,
-    is_secret_name,
-    mask_secret_literals,
-    scrub,
-    secret_literals,
-)
 from mlmagic.core.session import RunListener, TrackedRun, current_session
 from mlmagic.core.sink import (
     SHORT_RETRIES,
@@ -41,7 +43,6 @@ from mlmagic.core.sink import (
     RunSink,
     temporary_env,
 )
-from mlmagic.errors import InvalidInput
 
 if TYPE_CHECKING:
     from mlflow import ActiveRun

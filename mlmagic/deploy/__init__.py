@@ -22,7 +22,7 @@ from functools import cache
 from types import ModuleType
 from typing import Any, Protocol, runtime_checkable
 
-from mlmagic.errors import InvalidInput, MissingExtra
+from mlmagic.base.errors import InvalidInput, MissingExtra
 
 TARGET_PACKAGES = ("mlmagic.deploy",)
 ENTRY_POINT_GROUP = "mlmagic.targets"

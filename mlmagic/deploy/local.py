@@ -14,13 +14,13 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mlmagic.core.checks import checked_port, safe_name
-from mlmagic.core.display import progress
-from mlmagic.core.failures import refusal_reason
+from mlmagic.base.checks import checked_port, safe_name
+from mlmagic.base.display import progress
+from mlmagic.base.errors import ConnectionFailed, InvalidInput
+from mlmagic.base.failures import refusal_reason
 from mlmagic.core.leases import Lease, endpoint_leases_dir
 from mlmagic.core.session import current_session
 from mlmagic.deploy import Endpoint, option
-from mlmagic.errors import ConnectionFailed, InvalidInput
 
 NAME = "local"
 SUMMARY = "a local REST endpoint: `mlflow models serve` on 127.0.0.1"

@@ -16,11 +16,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mlmagic.backends.azureml import sdk_quiet
-from mlmagic.core.checks import checked_count
-from mlmagic.core.display import progress
+from mlmagic.base.checks import checked_count
+from mlmagic.base.display import progress
+from mlmagic.base.errors import ConnectionFailed, InvalidInput, MlmagicError, NotFound
 from mlmagic.core.session import current_session
 from mlmagic.deploy import Endpoint, option
-from mlmagic.errors import ConnectionFailed, InvalidInput, MlmagicError, NotFound
 
 NAME = "online"
 SUMMARY = "an Azure ML managed online endpoint"

@@ -19,12 +19,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mlmagic.backends.azureml import INSTALL_V1
-from mlmagic.core.checks import checked_positive
-from mlmagic.core.display import notify, progress, quiet_loggers
+from mlmagic.base.checks import checked_positive
+from mlmagic.base.display import notify, progress, quiet_loggers
+from mlmagic.base.errors import ConnectionFailed, InvalidInput, MissingExtra, MlmagicError, NotFound
 from mlmagic.core.session import current_session
 from mlmagic.deploy import Endpoint, option
 from mlmagic.deploy.online import post_input_data, registered_version, workspace_of
-from mlmagic.errors import ConnectionFailed, InvalidInput, MissingExtra, MlmagicError, NotFound
 
 DEFAULT_TIMEOUT = 1800.0
 NAME_RULE = re.compile(r"[a-z]([-a-z0-9]{1,30})[a-z0-9]")

@@ -8,7 +8,7 @@ from collections.abc import Callable
 import ipywidgets as widgets
 
 from mlmagic import core
-from mlmagic.core.secrets import redact_uri
+from mlmagic.base.secrets import redact_uri
 from mlmagic.panel.parts import button, dropdown, set_options, text
 from mlmagic.panel.worker import Worker
 

@@ -10,9 +10,9 @@ from collections.abc import Mapping
 import ipywidgets as widgets
 
 from mlmagic import core
-from mlmagic.core.secrets import is_secret_name
+from mlmagic.base.errors import InvalidInput
+from mlmagic.base.secrets import is_secret_name
 from mlmagic.deploy import option_specs, option_value, targets
-from mlmagic.errors import InvalidInput
 from mlmagic.panel.parts import button, dropdown, html_table, set_options, text
 from mlmagic.panel.worker import Worker
 

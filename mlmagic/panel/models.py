@@ -8,7 +8,7 @@ from collections.abc import Callable
 import ipywidgets as widgets
 
 from mlmagic import core
-from mlmagic.errors import InvalidInput
+from mlmagic.base.errors import InvalidInput
 from mlmagic.panel.parts import button, dropdown, html_table, set_options, text
 from mlmagic.panel.worker import Worker
 

@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable, Sequence
 
 import ipywidgets as widgets
 
-from mlmagic.core.display import html_value
+from mlmagic.base.display import html_value
 
 WIDE = widgets.Layout(width="32em")
 LABEL_STYLE = {"description_width": "10em"}

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import ipywidgets as widgets
 
 from mlmagic import core
-from mlmagic.core.display import format_duration
+from mlmagic.base.display import format_duration
 from mlmagic.panel.chart import line_chart
 from mlmagic.panel.parts import dropdown, link, set_options
 from mlmagic.panel.worker import Worker

@@ -7,7 +7,7 @@ import html
 from typing import TYPE_CHECKING
 
 from mlmagic import core
-from mlmagic.core.display import format_duration
+from mlmagic.base.display import format_duration
 from mlmagic.panel.parts import html_table
 
 if TYPE_CHECKING:

@@ -13,7 +13,7 @@ from typing import Any
 
 import ipywidgets as widgets
 
-from mlmagic.core.display import messages_to
+from mlmagic.base.display import messages_to
 
 _STYLES = {
     "busy": ("⏳", "#555"),

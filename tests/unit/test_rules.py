@@ -12,11 +12,11 @@ import time
 import pandas as pd
 import pytest
 
-from mlmagic.core import checks
-from mlmagic.core.deployment import prediction_difference
-from mlmagic.core.failures import failure_reason, http_status, refusal_reason, transient
-from mlmagic.core.interrupts import run_to_end
-from mlmagic.core.secrets import (
+from mlmagic.base import checks
+from mlmagic.base.env import temporary_env
+from mlmagic.base.errors import InvalidInput
+from mlmagic.base.failures import failure_reason, http_status, refusal_reason, transient
+from mlmagic.base.secrets import (
     is_secret_name,
     mask_secret_literals,
     redact_uri,
@@ -24,8 +24,8 @@ from mlmagic.core.secrets import (
     secret_literals,
     split_credentials,
 )
-from mlmagic.core.sink import temporary_env
-from mlmagic.errors import InvalidInput
+from mlmagic.core.deployment import prediction_difference
+from mlmagic.core.interrupts import run_to_end
 
 SECRET = ["password", "db_password", "apiKey", "APIKey", "API_TOKEN", "client_secret", "sas",
           "sas_token", "storage_connection_string", "MLFLOW_TRACKING_PASSWORD", "private_key",

@@ -7,6 +7,7 @@ import dataclasses
 
 import pytest
 
+from mlmagic.base.errors import InvalidInput
 from mlmagic.deploy import (
     DeployTarget,
     checked_options,
@@ -14,7 +15,6 @@ from mlmagic.deploy import (
     option_value,
     targets,
 )
-from mlmagic.errors import InvalidInput
 
 
 def test_every_target_keeps_the_contract():

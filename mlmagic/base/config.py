@@ -22,7 +22,7 @@ if sys.version_info >= (3, 11):
 else:  # Python 3.10: Databricks Runtime 13.3 and 14.3 LTS
     import tomli as tomllib
 
-from mlmagic.errors import ConfigError
+from mlmagic.base.errors import ConfigError
 
 URI_VARIABLES = ("MLMAGIC_TRACKING_URI", "MLFLOW_TRACKING_URI")
 EMBEDDED = "embedded default"

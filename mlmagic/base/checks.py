@@ -8,7 +8,7 @@ import math
 import re
 from collections.abc import Mapping
 
-from mlmagic.errors import InvalidInput
+from mlmagic.base.errors import InvalidInput
 
 MAX_EXPERIMENT_NAME = 500  # MLflow's limits
 MAX_ALIAS = 255
@@ -117,7 +117,7 @@ def checked_params(values: Mapping[str, object], kind: str) -> dict[str, str]:
     from mlflow.exceptions import MlflowException
     from mlflow.utils.validation import _validate_param, _validate_tag
 
-    from mlmagic.core.sink import temporary_env
+    from mlmagic.base.env import temporary_env
 
     validate = _validate_param if kind == "param" else _validate_tag
     checked = {}

@@ -1,24 +1,17 @@
 """What went wrong, in one line: network failures, refusals (HTTP 401 and 403), stores that
-cannot take a write, and the short time limits of interactive calls.
-
-Every public core function that talks to a store is :func:`interactive`: its MLflow HTTP
-calls get no retries and the session's connect timeout, so a dead or hung server costs
-seconds, not MLflow's minutes of back-off, and a network failure, 401 or 403 becomes one
-line that says what to do.
-"""
+cannot take a write, failures worth a second try, and a model's reason for refusing input."""
 
 from __future__ import annotations
 
 import errno
-import functools
 import os
 import re
 import socket
 from collections.abc import Callable
 from typing import TypeVar
 
-from mlmagic.core.secrets import error_line, redact_uri
-from mlmagic.errors import ConnectionFailed, MlmagicError, PermissionDenied
+from mlmagic.base.errors import ConnectionFailed, MlmagicError, PermissionDenied
+from mlmagic.base.secrets import error_line, redact_uri
 
 DEFAULT_TIMEOUT = 8.0
 _REST_STATUS = re.compile(r"error code (\d{3}) != 200|too many (\d{3}) error responses")
@@ -161,8 +154,9 @@ def explain(error: BaseException, uri: str) -> MlmagicError | None:
     shown = redact_uri(uri)
     reason = network_failure(error)
     if reason is not None:
-        if reason == "no answer in time":
-            reason = f"no answer within {interactive_timeout():g} s"
+        waited = os.environ.get("MLFLOW_HTTP_REQUEST_TIMEOUT")  # what the request was given
+        if reason == "no answer in time" and waited:
+            reason = f"no answer within {float(waited):g} s"
         return ConnectionFailed(f"cannot reach {shown} ({reason}). Check that it runs, then "
                                 "try again.")
     status = http_status(error)
@@ -207,36 +201,3 @@ def _action(error: BaseException) -> str:
                 return next((action for prefix, action in _ACTIONS.items()
                              if endpoint.startswith(prefix)), "do this")
     return "do this"
-
-
-def interactive_timeout() -> float:
-    """Seconds an interactive call waits for a server: the connection's connect timeout."""
-    from mlmagic.core.session import current_session
-
-    connection = current_session().connection
-    return connection.timeout if connection is not None else DEFAULT_TIMEOUT
-
-
-def interactive(function: F) -> F:
-    """Run a core function with no HTTP retries and the connect timeout, turning a network
-    failure or a 401/403 into one line (other errors pass unchanged)."""
-    @functools.wraps(function)
-    def call(*args, **kwargs):
-        from mlmagic.core.session import current_session
-        from mlmagic.core.sink import temporary_env
-
-        settings = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
-                    "MLFLOW_HTTP_REQUEST_TIMEOUT": f"{interactive_timeout():g}"}
-        try:
-            with temporary_env(settings):
-                return function(*args, **kwargs)
-        except MlmagicError:
-            raise
-        except Exception as error:
-            connection = current_session().connection
-            explained = explain(error, connection.tracking_uri) if connection else None
-            if explained is None:
-                raise
-            raise explained from None
-
-    return call  # type: ignore[return-value]
