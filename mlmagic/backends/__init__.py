@@ -1,55 +1,34 @@
 """Tracking backends, one module each, chosen by the tracking URI.
 
-A backend module has ``handles(uri) -> bool`` and ``open(uri, timeout) -> Backend``. ``open``
-checks that the store can be used and raises an :class:`~mlmagic.base.errors.MlmagicError` if not;
-it changes no global state. Adding a backend is adding a module to ``_modules()`` ahead of
-the catch-all ``local``.
+Each module keeps the contract in :mod:`mlmagic.backends.contract` (``TrackingBackend``);
+the registry below finds every module of this package that does, and asks them in turn
+(the catch-all ``local`` last). Adding a backend is adding one module.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+import importlib
+import pkgutil
+from functools import cache
 from types import ModuleType
-from typing import Any
+
+from mlmagic.backends.contract import Backend, TrackingBackend
+
+__all__ = ["Backend", "TrackingBackend", "backends", "open_backend"]
 
 
-@dataclass(frozen=True)
-class Backend:
-    """A tracking store that answered: its kind, its URI and where its web UI is."""
-
-    name: str
-    tracking_uri: str
-    ui_url: str | None = None
-    run_path: str = "#/experiments/{experiment_id}/runs/{run_id}"
-    experiment_path: str = "#/experiments/{experiment_id}"
-    model_path: str | None = "#/models/{name}/versions/{version}"
-    home_path: str | None = None  # the UI's page of the whole store (a workspace's home)
-    ui_hint: str | None = None
-    host_creds: Callable | None = None  # for stores reached over MLflow's REST API
-    facts: tuple[tuple[str, str], ...] = ()  # what a summary shows beside the URI
-    workspace: Any = None  # an Azure ML workspace's handle (azureml.WorkspaceHandle)
-
-    def link(self, path: str | None, **fields: str) -> str | None:
-        """The web UI address of ``path`` (one of the *_path templates), where there is one."""
-        if not self.ui_url or path is None:
-            return None
-        return f"{self.ui_url.rstrip('/')}/{path.format(**fields)}"
-
-    def run_url(self, experiment_id: str, run_id: str) -> str | None:
-        """The web UI address of one run, where this backend has a UI."""
-        return self.link(self.run_path, experiment_id=experiment_id, run_id=run_id)
-
-
-def _modules() -> list[ModuleType]:
-    from mlmagic.backends import azureml, databricks, local, server
-
-    return [databricks, server, azureml, local]
+@cache
+def backends() -> tuple[ModuleType, ...]:
+    """Every tracking backend, the catch-all last."""
+    found = [importlib.import_module(f"{__name__}.{info.name}")
+             for info in pkgutil.iter_modules(__path__)]
+    return tuple(sorted((module for module in found if isinstance(module, TrackingBackend)),
+                        key=lambda module: (module.CATCH_ALL, module.NAME)))
 
 
 def open_backend(uri: str, timeout: float) -> Backend:
     """Check the store at ``uri`` with the backend that handles it, and describe it."""
-    for module in _modules():
+    for module in backends():
         if module.handles(uri):
             return module.open(uri, timeout)
     raise AssertionError("the local backend handles every URI")

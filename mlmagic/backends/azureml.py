@@ -16,10 +16,12 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlparse
 
-from mlmagic.backends import Backend
+from mlmagic.backends.contract import Backend
 from mlmagic.base.display import quiet_loggers
 from mlmagic.base.errors import ConfigError, ConnectionFailed, InvalidInput, MissingExtra, NotFound
 
+NAME = "azureml"
+CATCH_ALL = False
 AUTH_METHODS = ("default", "cli", "interactive", "service-principal", "managed-identity")
 SERVICE_PRINCIPAL_VARIABLES = ("AZURE_TENANT_ID", "AZURE_CLIENT_ID", "AZURE_CLIENT_SECRET")
 WORKSPACE_ID = re.compile(

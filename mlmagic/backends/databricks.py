@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from functools import partial
 
-from mlmagic.backends import Backend
+from mlmagic.backends.contract import Backend
 from mlmagic.backends.server import probe_rest_api
 from mlmagic.base.errors import ConnectionFailed
 from mlmagic.base.failures import credential_advice
+
+NAME = "databricks"
+CATCH_ALL = False
 
 
 def handles(uri: str) -> bool:

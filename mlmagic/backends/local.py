@@ -6,10 +6,13 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from mlmagic.backends import Backend
+from mlmagic.backends.contract import Backend
 from mlmagic.base.display import quiet_loggers
 from mlmagic.base.errors import ConnectionFailed, InvalidInput
 from mlmagic.base.secrets import error_line, redact_uri
+
+NAME = "local"
+CATCH_ALL = True
 
 # MLflow's INFO lines about creating the tables of a new SQLite store
 SCHEMA_LOGGERS = ("mlflow.store.db.utils", "alembic")

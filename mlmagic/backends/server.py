@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from functools import partial
 
-from mlmagic.backends import Backend
+from mlmagic.backends.contract import Backend
 from mlmagic.base.errors import ConnectionFailed, PermissionDenied
 from mlmagic.base.failures import credential_advice, network_failure
 from mlmagic.base.secrets import redact_uri, without_credentials
+
+NAME = "server"
+CATCH_ALL = False
 
 PROBE_ENDPOINT = "/api/2.0/mlflow/experiments/search"
 

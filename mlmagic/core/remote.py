@@ -6,7 +6,7 @@ the experiment and a run created for it in its environment (``MLFLOW_TRACKING_UR
 ``MLFLOW_EXPERIMENT_ID``, ``MLFLOW_RUN_ID``): MLflow in the script picks them up. The run ends
 FINISHED or FAILED by the script's exit code; a failing script's stderr tail is kept as the
 artifact ``stderr.txt``. On an Azure ML workspace, ``compute`` makes it a command job there
-(:mod:`mlmagic.core.azure_jobs`).
+(:mod:`mlmagic.core.azure_jobs`). Both runners keep the contract in :mod:`mlmagic.core.jobs`.
 """
 
 from __future__ import annotations
@@ -20,79 +20,24 @@ import threading
 import time
 from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from mlmagic.base.checks import checked_text
-from mlmagic.base.config import mlmagic_home
-from mlmagic.base.display import Card, card, format_duration
+from mlmagic.base.display import format_duration
 from mlmagic.base.errors import InvalidInput, NotFound, RunFailed
 from mlmagic.base.secrets import scrub
 from mlmagic.core.connection import ensure_connected, experiment_id_of
 from mlmagic.core.interactive import interactive
+from mlmagic.core.jobs import STDERR_ARTIFACT, Job, JobRunner, log_folder
 from mlmagic.core.session import TrackedRun, current_session
 
 if TYPE_CHECKING:
     import pandas as pd
 
-STDERR_ARTIFACT = "stderr.txt"
 OUTPUT_ARTIFACT = "output.log"
 TAIL_LINES = 40
 RUN_VARIABLES = ("MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_ID", "MLFLOW_RUN_ID")
-
-
-@dataclass
-class Job:
-    """A submitted script: where it runs, its run, its state and its log."""
-
-    name: str
-    script: str
-    where: str  # "local" or "azure ml compute NAME"
-    run_id: str | None
-    experiment_id: str
-    tracking_uri: str
-    log_path: Path
-    started: float = field(default_factory=time.time)
-    status: str = "RUNNING"
-    exit_code: int | None = None
-    ended: float | None = None
-    link: str | None = None
-    refresh: Any = None  # refresh(echo=, wait=): update status and log, or wait for the end
-    stderr_tail: str = ""
-    error_artifact: str = STDERR_ARTIFACT  # where a failure's output is kept in the run
-
-    @property
-    def done(self) -> bool:
-        """Whether the job has ended (whatever its outcome)."""
-        return self.status not in ("RUNNING", "QUEUED", "STARTING")
-
-    def tail(self, lines: int = 10) -> str:
-        """The last ``lines`` lines of the job's output so far."""
-        if not self.log_path.exists():
-            return ""
-        text = self.log_path.read_text(encoding="utf-8", errors="replace")
-        return "\n".join(text.splitlines()[-lines:])
-
-    def _card(self) -> Card:
-        duration = int(((self.ended or time.time()) - self.started) * 1000)
-        return card(
-            f"job {self.name}: {self.status}",
-            ("script", self.script),
-            ("where", self.where),
-            ("run id", self.run_id),
-            ("exit code", self.exit_code),
-            ("duration", format_duration(duration)),
-            ("link", self.link),
-            ("log", str(self.log_path)),
-            ("log tail", self.tail(5)),
-        )
-
-    def _repr_html_(self) -> str:
-        return self._card()._repr_html_()
-
-    def __repr__(self) -> str:
-        return repr(self._card())
 
 
 @interactive
@@ -128,16 +73,8 @@ def submit(
     experiment_id = (
         experiment_id_of(experiment, create=True) if experiment else connection.experiment_id
     )
-    if compute:
-        from mlmagic.core import azure_jobs
-
-        job = azure_jobs.submit(path, arguments, connection, experiment_id, name=name,
-                                compute=compute, environment=environment, pip=list(pip))
-    else:
-        if environment or pip:
-            raise InvalidInput("--environment and --pip are for --compute jobs; a local run "
-                               "uses this kernel's Python and its packages.")
-        job = _start_local(path, arguments, connection, experiment_id, name or path.stem)
+    runner, where = _runner(compute, environment, pip)
+    job = runner(path, arguments, connection, experiment_id, name=name, **where)
     current_session().jobs[job.name] = job
     _remember(job, name or path.stem)
     if wait:
@@ -188,12 +125,27 @@ def _checked_script(script: str | Path) -> Path:
     return path
 
 
-def _start_local(path: Path, arguments: list[str], connection, experiment_id: str,
-                 run_name: str) -> Job:
+def _runner(compute: str | None, environment: str | None, pip: Sequence[str]
+            ) -> tuple[JobRunner, dict]:
+    """The runner a submit goes to, and what it needs to know of where to run."""
+    if compute:
+        from mlmagic.core import azure_jobs
+
+        return azure_jobs.submit, {"compute": compute, "environment": environment,
+                                   "pip": list(pip)}
+    if environment or pip:
+        raise InvalidInput("--environment and --pip are for --compute jobs; a local run "
+                           "uses this kernel's Python and its packages.")
+    return run_here, {}
+
+
+def run_here(path: Path, arguments: list[str], connection, experiment_id: str, *,
+             name: str | None) -> Job:
+    """The local runner: ``path`` as a child process of this kernel, in a new run."""
     from mlflow import MlflowClient
 
     client = MlflowClient(tracking_uri=connection.tracking_uri)
-    run = client.create_run(experiment_id, run_name=run_name, tags={
+    run = client.create_run(experiment_id, run_name=name or path.stem, tags={
         "mlflow.source.name": str(path.resolve()), "mlflow.source.type": "LOCAL",
         "mlmagic.submitted": "local"})
     run_id = run.info.run_id
@@ -215,13 +167,6 @@ def _child_environment(tracking_uri: str, experiment_id: str, run_id: str) -> di
     environment.update(zip(RUN_VARIABLES, (tracking_uri, experiment_id, run_id), strict=True))
     environment["PYTHONUNBUFFERED"] = "1"
     return environment
-
-
-def log_folder() -> Path:
-    """Where the jobs' logs are kept: ~/.mlmagic/jobs."""
-    folder = mlmagic_home() / "jobs"
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
 
 
 class _LocalWatcher:

@@ -26,12 +26,8 @@ STILL_UPWARD = {  # to go (issue 14): targets keep their processes and keys on t
     ("mlmagic.deploy.webservice", "mlmagic.core.session"),
     ("mlmagic.magics", "mlmagic.backends.azureml"),  # --auth's choices, for the Azure package
 }
-STILL_CIRCLES = [  # to go (issue 14): the backends registry and its modules; a target's
-    # processes and leases on the session; the Azure job runner and the jobs it serves
-    ["mlmagic.backends", "mlmagic.backends.azureml", "mlmagic.backends.databricks",
-     "mlmagic.backends.local", "mlmagic.backends.server"],
+STILL_CIRCLES = [  # to go (issue 14): a target's processes and leases kept on the session
     ["mlmagic.core.leases", "mlmagic.core.session", "mlmagic.deploy.local"],
-    ["mlmagic.core.azure_jobs", "mlmagic.core.remote"],
 ]
 
 

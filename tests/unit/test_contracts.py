@@ -1,5 +1,5 @@
-"""The deploy-target contract: every target satisfies it, and the registry builds the options
-the magic and the panel offer from the targets' ``Options`` dataclasses."""
+"""The written contracts: every tracking backend and deploy target keeps its own, and the
+registry builds the options the magic and the panel offer from the targets' ``Options``."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import dataclasses
 
 import pytest
 
+from mlmagic.backends import TrackingBackend, backends
 from mlmagic.base.errors import InvalidInput
 from mlmagic.deploy import (
     DeployTarget,
@@ -15,6 +16,17 @@ from mlmagic.deploy import (
     option_value,
     targets,
 )
+
+
+def test_every_backend_keeps_the_contract_and_one_takes_any_uri():
+    found = backends()
+    assert [module.NAME for module in found] == ["azureml", "databricks", "server", "local"]
+    assert all(isinstance(module, TrackingBackend) for module in found)
+    assert [module.CATCH_ALL for module in found] == [False, False, False, True]
+    for uri in ("azureml://eastus.api.azureml.ms/mlflow/v1.0/x", "databricks", "databricks-uc",
+                "https://mlflow.example", "sqlite:///m.db", "./mlruns"):
+        takers = [module.NAME for module in found if module.handles(uri)]
+        assert takers[0] != "local" or takers == ["local"], (uri, takers)
 
 
 def test_every_target_keeps_the_contract():
