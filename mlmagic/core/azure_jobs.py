@@ -19,7 +19,7 @@ from mlmagic.backends.azureml import sdk_quiet
 from mlmagic.base.display import progress
 from mlmagic.base.errors import ConnectionFailed, InvalidInput, NotFound
 from mlmagic.base.secrets import scrub
-from mlmagic.core.jobs import Job, log_folder
+from mlmagic.core.runners import Job, log_folder
 
 BASE_IMAGE = "mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu22.04:latest"
 BASE_PACKAGES = ("mlflow", "azureml-mlflow")

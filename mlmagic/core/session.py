@@ -25,9 +25,9 @@ from mlmagic.base.secrets import redact_uri
 if TYPE_CHECKING:
     import subprocess
 
-    from mlmagic.core.jobs import Job
     from mlmagic.core.leases import Lease
     from mlmagic.core.recorder import Recorder
+    from mlmagic.core.runners import Job
     from mlmagic.deploy import Endpoint
 
 
