@@ -31,7 +31,7 @@ class Options:
     greeting: str | None = field(default=None, metadata=option("what it says first"))
 
 
-def deploy(model, name, *, timeout, connection, options):
+def deploy(model, name, *, timeout, connection, options, owner):
     import mlflow
 
     _SERVED[name] = mlflow.pyfunc.load_model(model.uri)

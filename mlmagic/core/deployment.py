@@ -10,6 +10,7 @@ from mlmagic.base.display import Card, card
 from mlmagic.base.env import temporary_env
 from mlmagic.base.errors import InvalidInput, MlmagicError, NotFound
 from mlmagic.base.failures import refusal_reason
+from mlmagic.core import leases
 from mlmagic.core.connection import ensure_connected
 from mlmagic.core.interactive import interactive
 from mlmagic.core.registry import resolve_model
@@ -62,7 +63,7 @@ def deploy(
         if previous is not None and previous.details.get("port") == getattr(options, "port", -1):
             undeploy(name)  # the new endpoint wants the old one's port
         endpoint = module.deploy(ref, name, timeout=timeout, connection=connection,
-                                 options=options)
+                                 options=options, owner=leases)
         current_session().endpoints[name] = endpoint
         if previous is not None and previous.target == "local" and previous is not endpoint:
             target("local").delete(previous)  # Azure endpoints are updated in place

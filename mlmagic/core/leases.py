@@ -143,6 +143,12 @@ def endpoint_leases_dir() -> Path:
     return leases_dir() / "endpoints"
 
 
+def endpoint_lease(file_name: str, **data) -> Lease | None:
+    """A lease on an endpoint this session serves: if the kernel dies, the next session on
+    this machine stops it (this module is what a deploy target's ``owner`` is)."""
+    return Lease.take(endpoint_leases_dir(), file_name, **data)
+
+
 def stop_orphaned_endpoints() -> list[str]:
     """Stop the local endpoints a dead session left serving, say so in one line, and return
     their names."""

@@ -1,10 +1,10 @@
 """The session: everything one notebook session knows and owns, in one object.
 
-The connection, the last tracked run, the endpoints and jobs started or looked up, their
-keys, the run listeners, the recorders of the tracked blocks running, the local serving
-processes and the session's lease lock all live on the current :class:`Session`; no other
-module keeps state of its own. ``new_session()`` ends the current one and starts afresh,
-as a kernel restart would, without restarting.
+The connection, the last tracked run, the endpoints (each with what manages it: a served
+model's process and lease, an endpoint's key) and jobs, the run listeners, the recorders of
+the tracked blocks running, and the session's lease lock all live on the current
+:class:`Session`; no other module keeps state of its own. ``new_session()`` ends the
+current one and starts afresh, as a kernel restart would, without restarting.
 """
 
 from __future__ import annotations
@@ -23,9 +23,6 @@ from mlmagic.base.errors import InvalidInput
 from mlmagic.base.secrets import redact_uri
 
 if TYPE_CHECKING:
-    import subprocess
-
-    from mlmagic.core.leases import Lease
     from mlmagic.core.recorder import Recorder
     from mlmagic.core.runners import Job
     from mlmagic.deploy import Endpoint
@@ -119,9 +116,6 @@ class Session:
     listeners: list[RunListener] = field(default_factory=list)
     recorders: list[Recorder] = field(default_factory=list)  # of the tracked blocks running
     endpoints: dict[str, Endpoint] = field(default_factory=dict)  # by name
-    keys: dict[str, dict[str, str | None]] = field(default_factory=dict)  # kind -> name -> key
-    servers: dict[int, subprocess.Popen] = field(default_factory=dict)  # local, by pid
-    server_leases: dict[int, Lease | None] = field(default_factory=dict)  # by server pid
     jobs: dict[str, Job] = field(default_factory=dict)  # by name, in the order submitted
     lease_id: str | None = None  # the session's lease identity, once one is needed
     lease_lock: Any = None  # held while the session lives (see mlmagic.core.leases)
@@ -142,13 +136,13 @@ class Session:
         environment variables its connections wrote are taken back, and its lease lock is
         let go (so that a later session sends what its journals still hold)."""
         from mlmagic.base.display import notify
+        from mlmagic.deploy import targets
 
         for endpoint in list(self.endpoints.values()):
-            if endpoint.target == "local":
-                from mlmagic.deploy import local
-
+            module = targets().get(endpoint.target)
+            if getattr(module, "ENDS_WITH_SESSION", False):
                 with contextlib.suppress(Exception):
-                    local.delete(endpoint)
+                    module.delete(endpoint)
         unsaved = sum(sink.unsaved_points() for sink in self.held)
         if unsaved:
             notify(f"{unsaved} point(s) of closed runs were never saved (neither the store "

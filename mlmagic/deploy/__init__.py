@@ -37,6 +37,17 @@ class Endpoint:
     model: str
     url: str
     details: dict = field(default_factory=dict)
+    # What the target manages the endpoint by from this process (a served model's process
+    # and lease, an endpoint's key); never shown.
+    handle: Any = field(default=None, repr=False, compare=False)
+
+
+class Owner(Protocol):
+    """What a target may ask of the session it deploys for."""
+
+    def endpoint_lease(self, file_name: str, **data: Any) -> Any:
+        """Write down what must be stopped if this kernel dies (the next session on this
+        machine stops it); the lease, to ``release()`` once stopped, or None."""
 
 
 @runtime_checkable
@@ -46,7 +57,9 @@ class DeployTarget(Protocol):
     ``NAME`` is what ``--target`` takes; ``SUMMARY`` one line for help; ``REQUIRES`` the
     module it needs and the extra that installs it (None: nothing beyond mlmagic);
     ``LEGACY`` marks a deprecated target (listed last); ``Options`` a dataclass of its
-    options; ``DEFAULT_TIMEOUT`` the seconds ``deploy`` waits by default."""
+    options; ``DEFAULT_TIMEOUT`` the seconds ``deploy`` waits by default. A target whose
+    endpoints live only as long as the session (a process of this kernel) sets
+    ``ENDS_WITH_SESSION = True``: the session's end deletes them."""
 
     NAME: str
     SUMMARY: str
@@ -56,7 +69,7 @@ class DeployTarget(Protocol):
     DEFAULT_TIMEOUT: float
 
     def deploy(self, model: Any, name: str, *, timeout: float, connection: Any,
-               options: Any) -> Endpoint:
+               options: Any, owner: Owner) -> Endpoint:
         """Serve ``model`` (a ModelRef) as the endpoint ``name``; return it once it is ready."""
 
     def status(self, endpoint: Endpoint) -> str:

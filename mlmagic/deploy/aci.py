@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from mlmagic.deploy import Endpoint, option
+from mlmagic.deploy import Endpoint, Owner, option
 from mlmagic.deploy.webservice import (
     DEFAULT_TIMEOUT,
     ServiceOptions,
@@ -29,7 +29,8 @@ class Options(ServiceOptions):
     location: str | None = field(default=None, metadata=option("the Azure region to run in"))
 
 
-def deploy(model, name: str, *, timeout: float, connection, options: Options) -> Endpoint:
+def deploy(model, name: str, *, timeout: float, connection, options: Options,
+           owner: Owner) -> Endpoint:
     """Deploy ``model`` to an ACI web service (1 core and 1 GB unless told otherwise)."""
     return deploy_service(
         model, name, connection, timeout, target="aci",

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from mlmagic.deploy import Endpoint, aci, option
+from mlmagic.deploy import Endpoint, Owner, aci, option
 from mlmagic.deploy.webservice import (
     DEFAULT_TIMEOUT,
     ServiceOptions,
@@ -32,7 +32,8 @@ class Options(ServiceOptions):
         "send the service's telemetry to Application Insights", flag="--app-insights"))
 
 
-def deploy(model, name: str, *, timeout: float, connection, options: Options) -> Endpoint:
+def deploy(model, name: str, *, timeout: float, connection, options: Options,
+           owner: Owner) -> Endpoint:
     """Deploy ``model`` to an AKS web service on the attached cluster ``compute``."""
     return deploy_service(
         model, name, connection, timeout, target="aks",

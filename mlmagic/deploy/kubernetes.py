@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from mlmagic.deploy import Endpoint, online, option
+from mlmagic.deploy import Endpoint, Owner, online, option
 from mlmagic.deploy.online import DEFAULT_TIMEOUT, delete, deploy_to, predict, status
 
 NAME = "kubernetes"
@@ -23,7 +23,8 @@ class Options(online.Options):
         "the cluster attached to the workspace", required=True, metavar="NAME"))
 
 
-def deploy(model, name: str, *, timeout: float, connection, options: Options) -> Endpoint:
+def deploy(model, name: str, *, timeout: float, connection, options: Options,
+           owner: Owner) -> Endpoint:
     """Create or update a Kubernetes online endpoint on the attached cluster ``compute``."""
     from azure.ai.ml.entities import KubernetesOnlineDeployment, KubernetesOnlineEndpoint
 

@@ -18,14 +18,13 @@ from mlmagic.base.checks import checked_port, safe_name
 from mlmagic.base.display import progress
 from mlmagic.base.errors import ConnectionFailed, InvalidInput
 from mlmagic.base.failures import refusal_reason
-from mlmagic.core.leases import Lease, endpoint_leases_dir
-from mlmagic.core.session import current_session
-from mlmagic.deploy import Endpoint, option
+from mlmagic.deploy import Endpoint, Owner, option
 
 NAME = "local"
 SUMMARY = "a local REST endpoint: `mlflow models serve` on 127.0.0.1"
 REQUIRES = None
 LEGACY = False
+ENDS_WITH_SESSION = True  # a process of this kernel
 DEFAULT_TIMEOUT = 180.0
 
 
@@ -37,7 +36,8 @@ class Options:
         "port on 127.0.0.1 (default: a free one)", check=checked_port))
 
 
-def deploy(model, name: str, *, timeout: float, connection, options: Options) -> Endpoint:
+def deploy(model, name: str, *, timeout: float, connection, options: Options,
+           owner: Owner) -> Endpoint:
     """Serve ``model`` (a ModelRef) and wait until its health check answers."""
     port = options.port or _free_port()
     if _in_use(port):
@@ -54,13 +54,11 @@ def deploy(model, name: str, *, timeout: float, connection, options: Options) ->
             env=server_environment(connection.tracking_uri),
         )
     base = f"http://127.0.0.1:{port}"
+    lease = owner.endpoint_lease(f"{safe_name(name)}-{port}", name=name, port=port,
+                                   server_pid=process.pid, model=str(model), log=str(log))
     endpoint = Endpoint(name, "local", str(model), f"{base}/invocations",
-                        {"pid": process.pid, "log": str(log), "port": port})
-    session = current_session()
-    session.servers[process.pid] = process
-    session.server_leases[process.pid] = Lease.take(
-        endpoint_leases_dir(), f"{safe_name(name)}-{port}", name=name, port=port,
-        server_pid=process.pid, model=str(model), log=str(log))
+                        {"pid": process.pid, "log": str(log), "port": port},
+                        handle=(process, lease))
     _wait_until_ready(endpoint, process, timeout)
     return endpoint
 
@@ -77,7 +75,7 @@ def server_environment(tracking_uri: str) -> dict[str, str]:
 
 def status(endpoint: Endpoint) -> str:
     """"alive" if the process runs and answers its health check, else "dead"."""
-    process = current_session().servers.get(endpoint.details["pid"])
+    process = endpoint.handle[0] if endpoint.handle else None
     if process is None or process.poll() is not None:
         return "dead"
     return "alive" if answers(endpoint.url.replace("/invocations", "/ping")) else "dead"
@@ -116,10 +114,10 @@ def _answer_reason(body: bytes) -> str:
 
 def delete(endpoint: Endpoint) -> None:
     """Stop the endpoint's process (and the server workers it started)."""
-    lease = current_session().server_leases.pop(endpoint.details["pid"], None)
+    process, lease = endpoint.handle or (None, None)
+    endpoint.handle = None
     if lease is not None:
         lease.release()
-    process = current_session().servers.pop(endpoint.details["pid"], None)
     if process is None or process.poll() is not None:
         return
     os.killpg(process.pid, signal.SIGTERM)

@@ -19,8 +19,7 @@ from mlmagic.backends.azureml import sdk_quiet
 from mlmagic.base.checks import checked_count
 from mlmagic.base.display import progress
 from mlmagic.base.errors import ConnectionFailed, InvalidInput, MlmagicError, NotFound
-from mlmagic.core.session import current_session
-from mlmagic.deploy import Endpoint, option
+from mlmagic.deploy import Endpoint, Owner, option
 
 NAME = "online"
 SUMMARY = "an Azure ML managed online endpoint"
@@ -41,12 +40,8 @@ class Options:
         "how many instances", check=lambda count: checked_count(count, "instance count")))
 
 
-def _keys() -> dict:
-    """This session's keys of online endpoints, by name (never shown)."""
-    return current_session().keys.setdefault("online", {})
-
-
-def deploy(model, name: str, *, timeout: float, connection, options: Options) -> Endpoint:
+def deploy(model, name: str, *, timeout: float, connection, options: Options,
+           owner: Owner) -> Endpoint:
     """Create or update a managed online endpoint serving ``model`` (a ModelRef)."""
     from azure.ai.ml.entities import ManagedOnlineDeployment, ManagedOnlineEndpoint
 
@@ -93,13 +88,12 @@ def deploy_to(model, name: str, connection, timeout: float, *, target: str, new_
     for old in slots:
         if old != slot:
             client.online_deployments.begin_delete(name=old, endpoint_name=name).result()
-    _keys()[name] = client.online_endpoints.get_keys(name).primary_key
     return Endpoint(name, target, str(model), scoring_uri, {
         "deployment": slot, "workspace": workspace,
         "studio": workspace.studio_link(f"endpoints/realtime/{name}/detail"),
         "try": f"POST {scoring_uri} with Authorization: Bearer <key> and "
                '{"input_data": {"columns": [...], "data": [[...]]}}',
-    })
+    }, handle=client.online_endpoints.get_keys(name).primary_key)
 
 
 @sdk_quiet
@@ -115,7 +109,7 @@ def status(endpoint: Endpoint) -> str:
 
 def predict(endpoint: Endpoint, frame) -> list:
     """Post a pandas DataFrame to the endpoint in Azure ML's ``input_data`` form."""
-    return post_input_data(endpoint, frame, _keys().get(endpoint.name) or _key(endpoint))
+    return post_input_data(endpoint, frame, endpoint.handle or _key(endpoint))
 
 
 def post_input_data(endpoint: Endpoint, frame, key: str | None) -> list:
@@ -142,7 +136,6 @@ def delete(endpoint: Endpoint) -> None:
     """Delete the endpoint and its deployments from the workspace."""
     client = endpoint.details["workspace"].ml_client()
     client.online_endpoints.begin_delete(name=endpoint.name).result()
-    _keys().pop(endpoint.name, None)
 
 
 @sdk_quiet
@@ -273,7 +266,7 @@ def _clean_up_failed(client, name: str, slot: str, *, created: bool) -> None:
 def _key(endpoint: Endpoint) -> str:
     client = endpoint.details["workspace"].ml_client()
     try:
-        _keys()[endpoint.name] = client.online_endpoints.get_keys(endpoint.name).primary_key
+        endpoint.handle = client.online_endpoints.get_keys(endpoint.name).primary_key
     except Exception:
         raise NotFound(f"cannot get the key of the endpoint {endpoint.name}.") from None
-    return _keys()[endpoint.name]
+    return endpoint.handle

@@ -22,7 +22,6 @@ from mlmagic.backends.azureml import INSTALL_V1
 from mlmagic.base.checks import checked_positive
 from mlmagic.base.display import notify, progress, quiet_loggers
 from mlmagic.base.errors import ConnectionFailed, InvalidInput, MissingExtra, MlmagicError, NotFound
-from mlmagic.core.session import current_session
 from mlmagic.deploy import Endpoint, option
 from mlmagic.deploy.online import post_input_data, registered_version, workspace_of
 
@@ -69,11 +68,6 @@ class ServiceOptions:
         "the web service's description"))
 
 
-def _keys() -> dict:
-    """This session's keys of webservice endpoints, by name (never shown)."""
-    return current_session().keys.setdefault("webservice", {})
-
-
 def deploy_service(model, name: str, connection, timeout: float, configure, *,
                    target: str) -> Endpoint:
     """Deploy ``model`` (a registered ModelRef) as the web service ``name``, wait until it is
@@ -104,8 +98,9 @@ def deploy_service(model, name: str, connection, timeout: float, configure, *,
             raise MlmagicError(f"deploying {model} to {name} failed: {_reason(error)}") from None
     _wait_until_healthy(service, f"deploying {model} to {target.upper()} service {name}",
                         timeout, workspace, existed=existed)
-    _keys()[name] = _key(service)
-    return _as_endpoint(service, workspace)
+    endpoint = _as_endpoint(service, workspace)
+    endpoint.handle = _key(service)
+    return endpoint
 
 
 def status(endpoint: Endpoint) -> str:
@@ -116,9 +111,9 @@ def status(endpoint: Endpoint) -> str:
 
 def predict(endpoint: Endpoint, frame) -> list:
     """Post a pandas DataFrame to the service in Azure ML's ``input_data`` form."""
-    if endpoint.name not in _keys():
-        _keys()[endpoint.name] = _key(_existing_service(endpoint))
-    return post_input_data(endpoint, frame, _keys()[endpoint.name])
+    if endpoint.handle is None:
+        endpoint.handle = _key(_existing_service(endpoint))
+    return post_input_data(endpoint, frame, endpoint.handle)
 
 
 def delete(endpoint: Endpoint) -> None:
@@ -126,7 +121,6 @@ def delete(endpoint: Endpoint) -> None:
     service = _existing_service(endpoint)
     with _sdk_quiet():
         service.delete()
-    _keys().pop(endpoint.name, None)
 
 
 def endpoints_in(workspace) -> list[Endpoint]:

@@ -19,16 +19,10 @@ MAY_IMPORT = {
     "__init__": {"base", "core", "magics", "panel"},
     "__main__": {"base", "core"},
 }
-STILL_UPWARD = {  # to go (issue 14): targets keep their processes and keys on the session
-    ("mlmagic.deploy.local", "mlmagic.core.leases"),
-    ("mlmagic.deploy.local", "mlmagic.core.session"),
-    ("mlmagic.deploy.online", "mlmagic.core.session"),
-    ("mlmagic.deploy.webservice", "mlmagic.core.session"),
-    ("mlmagic.magics", "mlmagic.backends.azureml"),  # --auth's choices, for the Azure package
+STILL_UPWARD = {  # to go with the Azure package (issue 14): --auth's choices
+    ("mlmagic.magics", "mlmagic.backends.azureml"),
 }
-STILL_CIRCLES = [  # to go (issue 14): a target's processes and leases kept on the session
-    ["mlmagic.core.leases", "mlmagic.core.session", "mlmagic.deploy.local"],
-]
+STILL_CIRCLES: list[list[str]] = []
 
 
 def _module_name(path: Path) -> str:
