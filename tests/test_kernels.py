@@ -4,6 +4,7 @@ endpoint, stopped by the next session."""
 
 from __future__ import annotations
 
+import json
 import time
 import urllib.request
 
@@ -34,8 +35,9 @@ def kernel_env(workdir):
 def test_autolog_cells_on_a_server_never_deadlock(tmp_path, workdir, kernel_env):
     (tmp_path / "server").mkdir()
     server = MlflowServer(tmp_path / "server").start()
-    kernel = Kernel(workdir, kernel_env).start()
+    kernel = Kernel(workdir, kernel_env)
     try:
+        kernel.start()
         kernel.run("%load_ext mlmagic")
         assert kernel.run(f"%aml_connect {server.url} --experiment auto").status == "ok"
         for n in range(3):
@@ -87,3 +89,28 @@ def _answers(port: int) -> bool:
             return True
     except OSError:
         return False
+
+
+def test_an_interrupted_local_deploy_leaves_no_server_behind(workdir, kernel_env):
+    leases = workdir.parent / "home" / ".mlmagic" / "leases" / "endpoints"
+    kernel = Kernel(workdir, kernel_env).start()
+    try:
+        kernel.run("%load_ext mlmagic")
+        kernel.run("%aml_connect --experiment endpoints")
+        assert kernel.run(PRICE_CELL).status == "ok"
+        submitted = kernel.submit("%aml_deploy price --name cut")
+        deadline = time.monotonic() + 60
+        while not list(leases.glob("cut-*.json")) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        lease = json.loads(next(leases.glob("cut-*.json")).read_text())
+        kernel.interrupt()  # while the server starts
+        assert kernel.wait(submitted).error == "KeyboardInterrupt"
+        deadline = time.monotonic() + 20
+        while process_alive(lease["server_pid"]) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not process_alive(lease["server_pid"]) and not _answers(lease["port"])
+        assert not list(leases.glob("cut-*.json"))
+        listed = kernel.run("listed = %aml_endpoints\nprint(listed.to_string())").text
+        assert "cut" not in listed
+    finally:
+        kernel.stop()

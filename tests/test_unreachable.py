@@ -25,18 +25,20 @@ def connected(shell, tmp_path, capsys):
     folder = tmp_path / "server"
     folder.mkdir()
     server = MlflowServer(folder).start()
-    # A fresh server's first answers are slow on a busy machine: warm it before the short limit.
-    search = f"{server.url}/api/2.0/mlflow/experiments/search?max_results=1"
-    with urllib.request.urlopen(search, timeout=60):
-        pass
-    shell.run_line_magic("aml_connect", f"{server.url} --experiment unreachable "
-                                        f"--timeout {TIMEOUT}")
-    assert shell.run_cell(PRICE_CELL).success
-    capsys.readouterr()
-    yield shell, server
-    if server._process is not None:
-        os.killpg(server._process.pid, signal.SIGCONT)
-    server.stop()
+    try:
+        # A fresh server's first answers are slow on a busy machine: warm it first.
+        search = f"{server.url}/api/2.0/mlflow/experiments/search?max_results=1"
+        with urllib.request.urlopen(search, timeout=60):
+            pass
+        shell.run_line_magic("aml_connect", f"{server.url} --experiment unreachable "
+                                            f"--timeout {TIMEOUT}")
+        assert shell.run_cell(PRICE_CELL).success
+        capsys.readouterr()
+        yield shell, server
+    finally:  # stopped however the test (or this set-up) ends
+        if server._process is not None:
+            os.killpg(server._process.pid, signal.SIGCONT)
+        server.stop()
 
 
 @pytest.mark.parametrize("fault", ["dead", "hung"])

@@ -59,7 +59,11 @@ def deploy(model, name: str, *, timeout: float, connection, options: Options,
     endpoint = Endpoint(name, "local", str(model), f"{base}/invocations",
                         {"pid": process.pid, "log": str(log), "port": port},
                         handle=(process, lease))
-    _wait_until_ready(endpoint, process, timeout)
+    try:
+        _wait_until_ready(endpoint, process, timeout)
+    except BaseException:  # an interrupt too: a server that never became an endpoint stops
+        delete(endpoint)
+        raise
     return endpoint
 
 
