@@ -114,11 +114,7 @@ def targets() -> dict[str, ModuleType]:
 
 def target(name: str) -> ModuleType:
     """The target called ``name``; MissingExtra if what it needs is not installed."""
-    known = targets()
-    if name not in known:
-        raise InvalidInput(f"unknown deploy target '{name}'. Known targets: "
-                           f"{', '.join(known)}.")
-    module = known[name]
+    module = _known(name)
     if module.REQUIRES is not None:
         needed, extra = module.REQUIRES
         try:
@@ -174,8 +170,9 @@ def option_value(spec: OptionSpec, text: str) -> Any:
 def checked_options(name: str, given: Mapping[str, Any],
                     shown: Callable[[str], str] = lambda option: option) -> Any:
     """``given`` (None values left out) as the target's ``Options``, each value checked; a
-    line naming (through ``shown``) an option the target does not take or one it needs."""
-    module = target(name)
+    line naming (through ``shown``) an option the target does not take or one it needs.
+    (Whether the target's extra is installed is :func:`target`'s to say.)"""
+    module = _known(name)
     given = {key: value for key, value in given.items() if value is not None}
     fields = {item.name: item for item in dataclasses.fields(module.Options)}
     foreign = [shown(key) for key in given if key not in fields]
@@ -190,6 +187,14 @@ def checked_options(name: str, given: Mapping[str, Any],
         if check is not None and key in given:
             given[key] = check(given[key])
     return module.Options(**given)
+
+
+def _known(name: str) -> ModuleType:
+    known = targets()
+    if name not in known:
+        raise InvalidInput(f"unknown deploy target '{name}'. Known targets: "
+                           f"{', '.join(known)}.")
+    return known[name]
 
 
 @cache
