@@ -9,6 +9,7 @@ from __future__ import annotations
 import ast
 import builtins
 import contextvars
+import functools
 import keyword
 import re
 import threading
@@ -22,7 +23,6 @@ from traitlets import Bool, Float, Int, Unicode, observe
 
 from mlmagic.backends.azureml import AUTH_METHODS
 from mlmagic.base.errors import InvalidInput
-from mlmagic.deploy import checked_options, option_specs, targets
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -32,20 +32,37 @@ if TYPE_CHECKING:
     from mlmagic.core.journal import SyncReport
 
 
-def _target_options(function):
-    """Give %aml_deploy one option per field of the targets' ``Options`` (see
-    :mod:`mlmagic.deploy`), its help naming the targets that take it."""
-    for spec in reversed(option_specs()):
-        flags = [spec.short, spec.flag] if spec.short else [spec.flag]
-        if spec.kind is bool:
-            how = {"action": "store_const", "const": True}
-        elif spec.kind is dict:
-            how = {"action": "append", "default": [], "metavar": spec.metavar}
-        else:
-            how = {"type": spec.kind if spec.kind is not str else None,
-                   "metavar": spec.metavar}
-        help_text = f"{', '.join(spec.targets)}: {spec.help}"
-        function = argument(*flags, dest=spec.name, help=help_text, **how)(function)
+def _with_target_arguments(function):
+    """Give %aml_deploy ``--target`` and one option per field of the targets' ``Options``
+    (see :mod:`mlmagic.deploy`), each option's help naming the targets that take it.
+
+    They are added when the parser or the help is first needed: finding the targets imports
+    every target module and reads the installed packages' entry points, which each
+    ``%load_ext`` would otherwise pay for. IPython's ``?`` asks ``getdoc()`` first."""
+
+    @functools.cache
+    def complete() -> str:
+        from mlmagic.deploy import option_specs, targets
+
+        parser = function.parser
+        known = targets()
+        parser.add_argument("--target", default="local", choices=list(known), help="; ".join(
+            f"{name}: {module.SUMMARY}" for name, module in known.items()) + " (default: local)")
+        for spec in option_specs():
+            flags = [spec.short, spec.flag] if spec.short else [spec.flag]
+            if spec.kind is bool:
+                how = {"action": "store_const", "const": True}
+            elif spec.kind is dict:
+                how = {"action": "append", "default": [], "metavar": spec.metavar}
+            else:
+                how = {"type": spec.kind if spec.kind is not str else None,
+                       "metavar": spec.metavar}
+            parser.add_argument(*flags, dest=spec.name,
+                                help=f"{', '.join(spec.targets)}: {spec.help}", **how)
+        function.__doc__ = parser.format_help()
+        return function.__doc__
+
+    function.complete_parser = function.getdoc = complete
     return function
 
 
@@ -160,14 +177,11 @@ class MlMagic(Magics):
 
         return core.models(args.name)
 
+    @_with_target_arguments
     @magic_arguments()
     @argument("model", help="NAME, NAME:VERSION, NAME@ALIAS or a model URI")
-    @argument("--target", default="local", choices=list(targets()),
-              help="; ".join(f"{name}: {module.SUMMARY}" for name, module in targets().items())
-              + " (default: local)")
     @argument("--name", "--endpoint", dest="name",
               help="endpoint name (default: the model's name)")
-    @_target_options
     @argument("--check", metavar="VAR", help="a DataFrame to verify the endpoint with")
     @argument("--timeout", type=float, help="seconds to wait for readiness (default: 180 "
               "locally, 1800 on Azure)")
@@ -177,6 +191,7 @@ class MlMagic(Magics):
         Azure ML: %aml_deploy churn:3 --target online --endpoint churn-api."""
         args = self._parse(self.aml_deploy, line, "%aml_deploy")
         from mlmagic import core
+        from mlmagic.deploy import checked_options, option_specs
 
         check = self._variable(args.check) if args.check else None
         specs = {spec.name: spec for spec in option_specs()}
@@ -456,6 +471,8 @@ class MlMagic(Magics):
     def _parse(self, magic, line: str, shown_name: str):
         """The one way a magic reads its line: IPython's splitting and argparse, every
         failure one line, quotes taken off, and no blank values."""
+        if hasattr(magic, "complete_parser"):
+            magic.complete_parser()
         try:
             args = parse_argstring(magic, line)
         except UsageError as error:

@@ -79,7 +79,17 @@ class Kernel:
                 execution.outputs += [ANSI.sub("", line) for line in content["traceback"]]
             elif kind == "status" and content["execution_state"] == "idle":
                 execution.seconds = time.monotonic() - started
+                execution.outputs += self._paged(msg_id)
                 return execution
+
+    def _paged(self, msg_id: str) -> list[str]:
+        """What the cell sent to the pager (``?`` help): it comes with the execute reply."""
+        while True:
+            reply = self.client.get_shell_msg(timeout=30)
+            if reply["parent_header"].get("msg_id") == msg_id:
+                return [line for payload in reply["content"].get("payload", [])
+                        if payload.get("source") == "page"
+                        for line in payload["data"].get("text/plain", "").splitlines()]
 
     def run(self, code: str, timeout: float = 300) -> Execution:
         """Run a cell and wait for it."""

@@ -105,3 +105,11 @@ def test_magic_help_shows_the_options(shell, capsys):
     # `?` on a cell magic prints its docstring and argument help through the pager
     text = capsys.readouterr().out
     assert "--capture" in text and "--param" in text
+
+
+def test_deploy_help_shows_every_target_and_its_options(shell, capsys):
+    # %aml_deploy's target options are added when first needed, not at %load_ext
+    shell.run_cell("%aml_deploy?")
+    text = capsys.readouterr().out
+    assert "{local,kubernetes,online,aci,aks}" in text
+    assert "--instance-type" in text and "kubernetes, online: the VM" in text

@@ -66,8 +66,7 @@ def test_a_target_in_one_file_is_a_full_deploy_target(tmp_path, workdir):
         kernel.run("%load_ext mlmagic")
         kernel.run("%aml_connect --experiment plugins")
         assert kernel.run(PRICE_CELL).status == "ok"
-        helped = kernel.run("from mlmagic.magics import MlMagic\n"
-                            "print(MlMagic.aml_deploy.parser.format_help())").text
+        helped = kernel.run("%aml_deploy?").text
         assert "--greeting GREETING" in helped and "echo: what it says first" in helped
         deployed = kernel.run("%aml_deploy price --target echo --name e1 --greeting hi")
         assert deployed.status == "ok" and "endpoint e1: ready" in deployed.text, deployed.text
