@@ -21,7 +21,7 @@ from IPython.core.magic_arguments import argument, magic_arguments, parse_argstr
 from IPython.display import DisplayHandle, display
 from traitlets import Bool, Float, Int, Unicode, observe
 
-from mlmagic.backends.azureml import AUTH_METHODS
+from mlmagic.azure import AUTH_METHODS
 from mlmagic.base.errors import InvalidInput
 
 if TYPE_CHECKING:

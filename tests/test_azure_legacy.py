@@ -131,8 +131,8 @@ def test_without_azureml_core_the_legacy_targets_name_the_extra(tmp_path):
     script.write_text(
         "import sys\n"
         "sys.modules['azureml.core'] = None  # as if azureml-core were not installed\n"
-        "from mlmagic.backends.azureml import WorkspaceHandle, WorkspaceRef\n"
-        "from mlmagic.deploy import webservice\n"
+        "from mlmagic.azure.workspace import WorkspaceHandle, WorkspaceRef\n"
+        "from mlmagic.azure import webservice\n"
         "from mlmagic.base.errors import MissingExtra\n"
         "handle = WorkspaceHandle(WorkspaceRef('sub', 'rg', 'ws'), credential=None)\n"
         "assert webservice.endpoints_in(handle) == []\n"

@@ -13,7 +13,7 @@ import pytest
 from conftest import only_line
 from servers import clean_environment, free_port
 
-from mlmagic.backends.azureml import workspace_of_uri
+from mlmagic.azure.workspace import workspace_of_uri
 from mlmagic.base.config import find_workspace_config
 from mlmagic.core.session import current_session
 

@@ -1,8 +1,9 @@
 """Tracking backends, one module each, chosen by the tracking URI.
 
 Each module keeps the contract in :mod:`mlmagic.backends.contract` (``TrackingBackend``);
-the registry below finds every module of this package that does, and asks them in turn
-(the catch-all ``local`` last). Adding a backend is adding one module.
+the registry below finds every module of :data:`BACKEND_PACKAGES` that does (this package,
+and the platform packages), and asks them in turn (the catch-all ``local`` last). Adding a
+backend is adding one module.
 """
 
 from __future__ import annotations
@@ -15,13 +16,17 @@ from types import ModuleType
 from mlmagic.backends.contract import Backend, TrackingBackend
 
 __all__ = ["Backend", "TrackingBackend", "backends", "open_backend"]
+BACKEND_PACKAGES = (__name__, "mlmagic.azure")
 
 
 @cache
 def backends() -> tuple[ModuleType, ...]:
     """Every tracking backend, the catch-all last."""
-    found = [importlib.import_module(f"{__name__}.{info.name}")
-             for info in pkgutil.iter_modules(__path__)]
+    found = []
+    for package_name in BACKEND_PACKAGES:
+        package = importlib.import_module(package_name)
+        found += [importlib.import_module(f"{package_name}.{info.name}")
+                  for info in pkgutil.iter_modules(package.__path__)]
     return tuple(sorted((module for module in found if isinstance(module, TrackingBackend)),
                         key=lambda module: (module.CATCH_ALL, module.NAME)))
 

@@ -38,7 +38,9 @@ class Backend:
     ui_hint: str | None = None
     host_creds: Callable | None = None  # for stores reached over MLflow's REST API
     facts: tuple[tuple[str, str], ...] = ()  # what a summary shows beside the URI
-    workspace: Any = None  # an Azure ML workspace's handle (azureml.WorkspaceHandle)
+    # A platform workspace's handle (mlmagic.azure.workspace.WorkspaceHandle): it lists the
+    # endpoints the workspace hosts (endpoints(), endpoint(name)).
+    workspace: Any = None
 
     def link(self, path: str | None, **fields: str) -> str | None:
         """The web UI address of ``path`` (one of the *_path templates), where there is one."""

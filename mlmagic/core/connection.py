@@ -174,7 +174,7 @@ def _clean_up_after_dead_sessions(tracking_uri: str) -> None:
 
 def _workspace_settings(workspace, subscription, resource_group, config, client) -> Settings:
     if client is not None:
-        from mlmagic.backends.azureml import workspace_of
+        from mlmagic.azure.workspace import workspace_of
 
         return Settings(None, origin=f"the {type(client).__name__} given",
                         workspace=workspace_of(client))
@@ -195,7 +195,8 @@ def _workspace_settings(workspace, subscription, resource_group, config, client)
 
 
 def _open(settings: Settings, auth: str, client: object | None, timeout: float):
-    from mlmagic.backends import azureml
+    from mlmagic.azure import sdk
+    from mlmagic.azure import workspace as azureml
 
     uri = _credentials_apart(settings.tracking_uri)[0] or embedded_uri()
     workspace = settings.workspace or (azureml.workspace_of_uri(uri)
@@ -203,7 +204,7 @@ def _open(settings: Settings, auth: str, client: object | None, timeout: float):
     if workspace is None:
         return open_backend(uri, timeout)
     ref = azureml.WorkspaceRef.from_config(workspace, settings.origin)
-    credential = azureml.credential_of(client) if client is not None else azureml.credential(auth)
+    credential = sdk.credential_of(client) if client is not None else azureml.credential(auth)
     return azureml.open_workspace(ref, credential, timeout)
 
 

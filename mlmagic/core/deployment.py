@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
 
 from mlmagic.base.checks import checked_endpoint_name, checked_timeout, safe_name
@@ -19,10 +18,6 @@ from mlmagic.deploy import Endpoint, checked_options, target
 
 if TYPE_CHECKING:
     import pandas as pd
-
-# Modules that list a workspace's endpoints: online endpoints (managed and Kubernetes) and
-# SDK v1 web services (ACI and AKS).
-WORKSPACE_KINDS = ("online", "webservice")
 
 
 @interactive
@@ -151,10 +146,9 @@ def _endpoint(name: str) -> Endpoint:
     if name in known_here:
         return known_here[name]
     workspace = _workspace()
-    for kind in WORKSPACE_KINDS if workspace is not None else ():
-        found = importlib.import_module(f"mlmagic.deploy.{kind}").endpoint_in(workspace, name)
-        if found is not None:
-            return found
+    found = None if workspace is None else workspace.endpoint(name)
+    if found is not None:
+        return found
     known = ", ".join(known_here) or "none in this session"
     raise NotFound(f"no endpoint named '{name}' (endpoints: {known}; %aml_endpoints lists "
                    "the workspace's too).")
@@ -165,12 +159,12 @@ def _workspace_endpoints() -> dict[str, Endpoint]:
     workspace = _workspace()
     if workspace is None:
         return {}
-    return {e.name: e for kind in WORKSPACE_KINDS
-            for e in importlib.import_module(f"mlmagic.deploy.{kind}").endpoints_in(workspace)
+    return {e.name: e for e in workspace.endpoints()
             if e.name not in current_session().endpoints}
 
 
 def _workspace():
+    """The connected workspace's handle (it lists the endpoints it hosts), or None."""
     connection = current_session().connection
     return None if connection is None else connection.backend.workspace
 

@@ -6,7 +6,7 @@ the experiment and a run created for it in its environment (``MLFLOW_TRACKING_UR
 ``MLFLOW_EXPERIMENT_ID``, ``MLFLOW_RUN_ID``): MLflow in the script picks them up. The run ends
 FINISHED or FAILED by the script's exit code; a failing script's stderr tail is kept as the
 artifact ``stderr.txt``. On an Azure ML workspace, ``compute`` makes it a command job there
-(:mod:`mlmagic.core.azure_jobs`). Both runners keep the contract in :mod:`mlmagic.core.runners`.
+(:mod:`mlmagic.azure.jobs`). Both runners keep the contract in :mod:`mlmagic.runners`.
 """
 
 from __future__ import annotations
@@ -29,8 +29,8 @@ from mlmagic.base.errors import InvalidInput, NotFound, RunFailed
 from mlmagic.base.secrets import scrub
 from mlmagic.core.connection import ensure_connected, experiment_id_of
 from mlmagic.core.interactive import interactive
-from mlmagic.core.runners import STDERR_ARTIFACT, Job, JobRunner, log_folder
 from mlmagic.core.session import TrackedRun, current_session
+from mlmagic.runners import STDERR_ARTIFACT, Job, JobRunner, log_folder
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -129,9 +129,9 @@ def _runner(compute: str | None, environment: str | None, pip: Sequence[str]
             ) -> tuple[JobRunner, dict]:
     """The runner a submit goes to, and what it needs to know of where to run."""
     if compute:
-        from mlmagic.core import azure_jobs
+        from mlmagic.azure import jobs
 
-        return azure_jobs.submit, {"compute": compute, "environment": environment,
+        return jobs.submit, {"compute": compute, "environment": environment,
                                    "pip": list(pip)}
     if environment or pip:
         raise InvalidInput("--environment and --pip are for --compute jobs; a local run "

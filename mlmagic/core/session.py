@@ -24,8 +24,8 @@ from mlmagic.base.secrets import redact_uri
 
 if TYPE_CHECKING:
     from mlmagic.core.recorder import Recorder
-    from mlmagic.core.runners import Job
     from mlmagic.deploy import Endpoint
+    from mlmagic.runners import Job
 
 
 @dataclass(frozen=True)

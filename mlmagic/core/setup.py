@@ -4,12 +4,7 @@ init script that points a cluster's MLflow at an Azure ML workspace."""
 
 from __future__ import annotations
 
-import json
-import re
-import shlex
 from pathlib import Path
-
-from mlmagic.base.errors import InvalidInput
 
 BEGIN = "# >>> mlmagic autoload >>>"
 END = "# <<< mlmagic autoload <<<"
@@ -19,9 +14,6 @@ AUTOLOAD_BLOCK = (
     "c.InteractiveShellApp.extensions.append('mlmagic')\n"
     f"{END}\n"
 )
-INIT_ROOT_VARIABLE = "MLMAGIC_INIT_ROOT"
-DRIVER_FOLDER = "/databricks/driver"  # a Databricks notebook's working directory
-SPARK_ENV = "/databricks/spark/conf/spark-env.sh"  # the cluster's environment variables
 
 
 def profile_config_path(profile: str = "default", ipython_dir: str | Path | None = None) -> Path:
@@ -111,36 +103,11 @@ def init_script(
     (the workspace's ``azureml://`` URI) for the cluster. Names left out come from the Azure
     ML workspace in use. No secret goes into the script: the cluster signs in with its own
     identity. ``MLMAGIC_INIT_ROOT`` moves every target path under a root (for testing)."""
-    from mlmagic.backends.azureml import WorkspaceRef, tracking_uri_of
+    from mlmagic.azure.init_script import write_init_script
 
-    known = _connected_workspace()
-    names = {"subscription_id": subscription or known.get("subscription_id"),
-             "resource_group": resource_group or known.get("resource_group"),
-             "workspace_name": workspace or known.get("workspace_name")}
-    flags = {"workspace_name": "--workspace", "subscription_id": "--subscription",
-             "resource_group": "--resource-group"}
-    missing = [flag for key, flag in flags.items() if not (names[key] or "").strip()]
-    if missing:
-        raise InvalidInput(f"{' and '.join(missing)} missing: the init script needs "
-                           "--workspace, --subscription and --resource-group (or a connection "
-                           "to the workspace).")
-    ref = WorkspaceRef.from_config(names, "the init script")
-    region = region or (known.get("region") if known.get("workspace_name") == ref.name else None)
-    if not region:
-        raise InvalidInput("--region is missing (e.g. westeurope): the tracking URI names the "
-                           "workspace's region. Or connect to the workspace first.")
-    if not re.fullmatch(r"[a-z0-9]+", region.strip().lower()):
-        raise InvalidInput(f"'{region}' is not an Azure region name. Example: westeurope")
-    target = Path(path).expanduser().resolve()
-    if target.is_dir() or not target.parent.is_dir():
-        raise InvalidInput(f"{target} is a folder or in a folder that does not exist; give "
-                           "the script's file path, e.g. mlmagic-init.sh.")
-    config = {"subscription_id": ref.subscription, "resource_group": ref.resource_group,
-              "workspace_name": ref.name}
-    script = _script_text(json.dumps(config, indent=2), tracking_uri_of(ref, region.strip()))
-    target.write_text(script, encoding="utf-8")
-    target.chmod(0o755)
-    return target
+    return write_init_script(path, workspace=workspace, subscription=subscription,
+                             resource_group=resource_group, region=region,
+                             connected=_connected_workspace())
 
 
 def _connected_workspace() -> dict:
@@ -152,25 +119,3 @@ def _connected_workspace() -> dict:
     ref, facts = connection.backend.workspace.ref, dict(connection.backend.facts)
     return {"subscription_id": ref.subscription, "resource_group": ref.resource_group,
             "workspace_name": ref.name, "region": facts.get("region")}
-
-
-def _script_text(config_json: str, tracking_uri: str) -> str:
-    export = f"export MLFLOW_TRACKING_URI={shlex.quote(tracking_uri)}"
-    return f"""#!/bin/bash
-# Azure Databricks cluster init script, written by mlmagic (%aml_init_script).
-# It points the cluster's MLflow at an Azure ML workspace: the workspace's config.json for
-# the notebooks, and MLFLOW_TRACKING_URI for every process. It holds no secret; the cluster
-# signs in with its own identity (managed identity or a service principal in its settings).
-set -euo pipefail
-ROOT="${{{INIT_ROOT_VARIABLE}:-}}"
-
-mkdir -p "$ROOT{DRIVER_FOLDER}/.azureml"
-cat > "$ROOT{DRIVER_FOLDER}/.azureml/config.json" <<'MLMAGIC_CONFIG'
-{config_json}
-MLMAGIC_CONFIG
-
-mkdir -p "$(dirname "$ROOT{SPARK_ENV}")"
-touch "$ROOT{SPARK_ENV}"
-grep -qxF {shlex.quote(export)} "$ROOT{SPARK_ENV}" || \\
-  echo {shlex.quote(export)} >> "$ROOT{SPARK_ENV}"
-"""

@@ -24,7 +24,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from mlmagic.base.errors import InvalidInput, MissingExtra
 
-TARGET_PACKAGES = ("mlmagic.deploy",)
+TARGET_PACKAGES = ("mlmagic.deploy", "mlmagic.azure")
 ENTRY_POINT_GROUP = "mlmagic.targets"
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from mlmagic.deploy import Endpoint, Owner, aci, option
-from mlmagic.deploy.webservice import (
+from mlmagic.azure import aci
+from mlmagic.azure.webservice import (
     DEFAULT_TIMEOUT,
     ServiceOptions,
     delete,
@@ -14,6 +14,7 @@ from mlmagic.deploy.webservice import (
     predict,
     status,
 )
+from mlmagic.deploy import Endpoint, Owner, option
 
 NAME = "aks"
 SUMMARY = "a legacy SDK v1 AKS web service (deprecated: use kubernetes)"

@@ -15,11 +15,11 @@ import time
 import uuid
 from pathlib import Path
 
-from mlmagic.backends.azureml import sdk_quiet
+from mlmagic.azure import sdk
 from mlmagic.base.display import progress
 from mlmagic.base.errors import ConnectionFailed, InvalidInput, NotFound
 from mlmagic.base.secrets import scrub
-from mlmagic.core.runners import Job, log_folder
+from mlmagic.runners import Job, log_folder
 
 BASE_IMAGE = "mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu22.04:latest"
 BASE_PACKAGES = ("mlflow", "azureml-mlflow")
@@ -60,7 +60,7 @@ def submit(script: Path, arguments: list[str], connection, experiment_id: str, *
     return job
 
 
-@sdk_quiet
+@sdk.quiet()
 def _check_compute(client, compute: str) -> None:
     from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 
@@ -95,7 +95,7 @@ def _environment(pip: list[str]):
                        description="mlmagic: mlflow and azureml-mlflow for a submitted script")
 
 
-@sdk_quiet
+@sdk.quiet()
 def _create(client, script: Path, arguments: list[str], job_name: str, display_name: str,
             experiment: str, compute: str, environment):
     import shlex
@@ -116,7 +116,7 @@ def _create(client, script: Path, arguments: list[str], job_name: str, display_n
                                ) from None
 
 
-@sdk_quiet
+@sdk.quiet()
 def _refresh(job: Job, client, connection, *, echo: bool, wait: bool) -> None:
     """Read the job's state and log; with ``wait``, until it ends (``echo``: show the log)."""
     shown = 0

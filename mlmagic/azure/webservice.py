@@ -10,20 +10,18 @@ environment made from the model's own conda requirements.
 from __future__ import annotations
 
 import contextlib
-import logging
 import re
 import tempfile
 import time
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mlmagic.backends.azureml import INSTALL_V1
+from mlmagic.azure import INSTALL_V1, sdk
+from mlmagic.azure.online import post_input_data, registered_version, workspace_of
 from mlmagic.base.checks import checked_positive
-from mlmagic.base.display import notify, progress, quiet_loggers
+from mlmagic.base.display import notify, progress
 from mlmagic.base.errors import ConnectionFailed, InvalidInput, MissingExtra, MlmagicError, NotFound
 from mlmagic.deploy import Endpoint, option
-from mlmagic.deploy.online import post_input_data, registered_version, workspace_of
 
 DEFAULT_TIMEOUT = 1800.0
 NAME_RULE = re.compile(r"[a-z]([-a-z0-9]{1,30})[a-z0-9]")
@@ -80,7 +78,7 @@ def deploy_service(model, name: str, connection, timeout: float, configure, *,
            f"2026-06-30); --target {SUCCESSORS[target]} deploys to their successor.")
     core, WebserviceException = _azureml_core()
     configuration = configure(core.webservice)
-    with _sdk_quiet(), tempfile.TemporaryDirectory() as folder:
+    with sdk.quiet(), tempfile.TemporaryDirectory() as folder:
         try:
             registered = core.Model(workspace.v1, name=model.name, version=int(version))
         except WebserviceException:
@@ -119,7 +117,7 @@ def predict(endpoint: Endpoint, frame) -> list:
 def delete(endpoint: Endpoint) -> None:
     """Delete the web service from the workspace."""
     service = _existing_service(endpoint)
-    with _sdk_quiet():
+    with sdk.quiet():
         service.delete()
 
 
@@ -129,7 +127,7 @@ def endpoints_in(workspace) -> list[Endpoint]:
         core, _ = _azureml_core()
     except MissingExtra:
         return []
-    with _sdk_quiet():
+    with sdk.quiet():
         services = core.Webservice.list(workspace.v1)
     return [_as_endpoint(service, workspace) for service in services
             if _kind(service) in SUCCESSORS]
@@ -168,14 +166,6 @@ def _azureml_core():
     return azureml.core, WebserviceException
 
 
-@contextlib.contextmanager
-def _sdk_quiet():
-    """azureml-core warns of its own deprecation on each call (the target said it once) and
-    logs each refused request in full (the error says it in one line)."""
-    with warnings.catch_warnings(), quiet_loggers(("azureml",), logging.CRITICAL):
-        warnings.simplefilter("ignore", FutureWarning)
-        yield
-
 
 def _environment(core, model, name: str):
     """An environment from the model's conda requirements, plus Azure ML's inference server."""
@@ -191,7 +181,7 @@ def _service(workspace, name: str):
     """The workspace's web service ``name``, or None."""
     core, WebserviceException = _azureml_core()
     try:
-        with _sdk_quiet():
+        with sdk.quiet():
             return core.Webservice(workspace.v1, name=name)
     except WebserviceException:
         return None
@@ -201,7 +191,7 @@ def _key(service) -> str | None:
     """The service's primary key, or None when it takes requests without one."""
     if not service.auth_enabled:
         return None
-    with _sdk_quiet():
+    with sdk.quiet():
         return service.get_keys()[0]
 
 
@@ -218,7 +208,7 @@ def _wait_until_healthy(service, doing: str, timeout: float, workspace, *,
     why, and delete a service this deployment created."""
     started = time.monotonic()
     while True:
-        with _sdk_quiet():
+        with sdk.quiet():
             service.update_deployment_state()
         state = str(service.state)
         if state == "Healthy":
@@ -227,7 +217,7 @@ def _wait_until_healthy(service, doing: str, timeout: float, workspace, *,
         if state in ("Failed", "Unhealthy"):
             progress("", done=True)
             if not existed:
-                with _sdk_quiet(), contextlib.suppress(Exception):
+                with sdk.quiet(), contextlib.suppress(Exception):
                     service.delete()
             left = "the service is kept as it was" if existed else "the service was deleted"
             raise MlmagicError(f"{doing} failed: {_service_error(service)}; {left} (studio: "

@@ -15,7 +15,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from typing import Any
 
-from mlmagic.backends.azureml import sdk_quiet
+from mlmagic.azure import sdk
 from mlmagic.base.checks import checked_count
 from mlmagic.base.display import progress
 from mlmagic.base.errors import ConnectionFailed, InvalidInput, MlmagicError, NotFound
@@ -56,7 +56,7 @@ def deploy(model, name: str, *, timeout: float, connection, options: Options,
     )
 
 
-@sdk_quiet
+@sdk.quiet()
 def deploy_to(model, name: str, connection, timeout: float, *, target: str, new_endpoint,
               new_deployment) -> Endpoint:
     """The deployment steps that managed and Kubernetes online endpoints share."""
@@ -96,7 +96,7 @@ def deploy_to(model, name: str, connection, timeout: float, *, target: str, new_
     }, handle=client.online_endpoints.get_keys(name).primary_key)
 
 
-@sdk_quiet
+@sdk.quiet()
 def status(endpoint: Endpoint) -> str:
     """The endpoint's provisioning state and its traffic, as Azure reports them."""
     try:
@@ -131,14 +131,14 @@ def post_input_data(endpoint: Endpoint, frame, key: str | None) -> list:
         raise ConnectionFailed(f"the endpoint {endpoint.name} does not answer ({error}).") from None
 
 
-@sdk_quiet
+@sdk.quiet()
 def delete(endpoint: Endpoint) -> None:
     """Delete the endpoint and its deployments from the workspace."""
     client = endpoint.details["workspace"].ml_client()
     client.online_endpoints.begin_delete(name=endpoint.name).result()
 
 
-@sdk_quiet
+@sdk.quiet()
 def delete_deployment(endpoint: Endpoint, deployment: str) -> None:
     """Delete one deployment of the endpoint; it must take no traffic."""
     client = endpoint.details["workspace"].ml_client()
@@ -153,14 +153,14 @@ def delete_deployment(endpoint: Endpoint, deployment: str) -> None:
     client.online_deployments.begin_delete(name=deployment, endpoint_name=endpoint.name).result()
 
 
-@sdk_quiet
+@sdk.quiet()
 def endpoints_in(workspace) -> list[Endpoint]:
     """The workspace's online endpoints (managed and Kubernetes), whoever made them."""
     client = workspace.ml_client()
     return [_as_endpoint(client, found, workspace) for found in client.online_endpoints.list()]
 
 
-@sdk_quiet
+@sdk.quiet()
 def endpoint_in(workspace, name: str) -> Endpoint | None:
     """The workspace's online endpoint ``name``, or None if there is none."""
     client = workspace.ml_client()
@@ -262,7 +262,7 @@ def _clean_up_failed(client, name: str, slot: str, *, created: bool) -> None:
         client.online_deployments.begin_delete(name=slot, endpoint_name=name).result()
 
 
-@sdk_quiet
+@sdk.quiet()
 def _key(endpoint: Endpoint) -> str:
     client = endpoint.details["workspace"].ml_client()
     try:

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from mlmagic.deploy import Endpoint, Owner, online, option
-from mlmagic.deploy.online import DEFAULT_TIMEOUT, delete, deploy_to, predict, status
+from mlmagic.azure import online
+from mlmagic.azure.online import DEFAULT_TIMEOUT, delete, deploy_to, predict, status
+from mlmagic.deploy import Endpoint, Owner, option
 
 NAME = "kubernetes"
 SUMMARY = "an Azure ML Kubernetes online endpoint on an attached cluster"

@@ -9,35 +9,29 @@ MLflow call (and every mlmagic magic) goes to the workspace and refreshes its ow
 from __future__ import annotations
 
 import functools
-import logging
 import re
 import warnings
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlparse
 
+from mlmagic.azure import AUTH_METHODS, INSTALL, INSTALL_V1, sdk
 from mlmagic.backends.contract import Backend
-from mlmagic.base.display import quiet_loggers
 from mlmagic.base.errors import ConfigError, ConnectionFailed, InvalidInput, MissingExtra, NotFound
 
 NAME = "azureml"
 CATCH_ALL = False
-AUTH_METHODS = ("default", "cli", "interactive", "service-principal", "managed-identity")
 SERVICE_PRINCIPAL_VARIABLES = ("AZURE_TENANT_ID", "AZURE_CLIENT_ID", "AZURE_CLIENT_SECRET")
 WORKSPACE_ID = re.compile(
     r"/subscriptions/([^/]+)/resourceGroups/([^/]+)"
     r"/providers/Microsoft\.MachineLearningServices/workspaces/([^/?]+)",
     re.IGNORECASE,
 )
-# Their warnings (one per credential a chain tried, ...) would print under mlmagic's one line.
-SDK_LOGGERS = ("azure.identity", "azure.ai.ml", "azure.core", "azureml.mlflow", "msal")
 NO_SIGN_IN = (
     "cannot sign in to Azure: no credential worked, or the token was refused. Run 'az login' "
     "(then --auth cli), set AZURE_CLIENT_ID, AZURE_TENANT_ID and AZURE_CLIENT_SECRET "
     "(--auth service-principal), or use --auth interactive."
 )
-INSTALL = 'Azure ML needs the Azure extra: pip install "mlmagic[azure]"'
-INSTALL_V1 = 'the legacy ACI/AKS targets need azureml-core: pip install "mlmagic[azure-v1]"'
 
 
 @dataclass(frozen=True)
@@ -82,9 +76,22 @@ class WorkspaceHandle:
         return MLClient(self.credential, self.ref.subscription, self.ref.resource_group,
                         self.ref.name, enable_telemetry=False, show_progress=False)
 
+    def endpoints(self) -> list:
+        """The workspace's endpoints, whoever made them: online endpoints (managed and
+        Kubernetes) and SDK v1 web services (ACI and AKS)."""
+        from mlmagic.azure import online, webservice
+
+        return [*online.endpoints_in(self), *webservice.endpoints_in(self)]
+
+    def endpoint(self, name: str) -> Any:
+        """The workspace's endpoint ``name`` of any kind, or None."""
+        from mlmagic.azure import online, webservice
+
+        return online.endpoint_in(self, name) or webservice.endpoint_in(self, name)
+
     def studio_link(self, path: str) -> str:
         """An Azure ML studio page of the workspace."""
-        return f"{_studio_url().rstrip('/')}/{path}?wsid={self.ref.arm_id}"
+        return f"{sdk.studio_url().rstrip('/')}/{path}?wsid={self.ref.arm_id}"
 
     @functools.cached_property
     def v1(self) -> Any:
@@ -103,16 +110,6 @@ class WorkspaceHandle:
             return Workspace(self.ref.subscription, self.ref.resource_group, self.ref.name,
                              auth=auth)
 
-
-def sdk_quiet(function):
-    """Decorate ``function`` so that the Azure SDKs' loggers stay quiet while it runs: their
-    polling dots and warnings stay out of the notebook, where mlmagic says what matters."""
-    @functools.wraps(function)
-    def quietly(*args, **kwargs):
-        with quiet_loggers(SDK_LOGGERS, logging.CRITICAL):
-            return function(*args, **kwargs)
-
-    return quietly
 
 
 def handles(uri: str) -> bool:
@@ -187,20 +184,14 @@ def workspace_of(client: Any) -> dict:
     return dict(zip(("subscription_id", "resource_group", "workspace_name"), names, strict=True))
 
 
-def credential_of(client: Any) -> Any:
-    """The credential an ``MLClient`` or a ``Workspace`` signs in with."""
-    found = getattr(client, "_credential", None) or getattr(client, "_auth_object", None)
-    if found is None or not callable(getattr(found, "get_token", None)):
-        raise InvalidInput(f"the {type(client).__name__} given carries no credential to reuse.")
-    return found
-
 
 def open_workspace(ref: WorkspaceRef, token_credential: Any, timeout: float) -> Backend:
     """Find the workspace in Azure Resource Manager, hand its tracking URI and the credential
     to MLflow, and check that its MLflow API answers."""
     workspace = _look_up(ref, token_credential, timeout)
     tracking_uri = workspace.mlflow_tracking_uri
-    host_creds = _use_credential_for_mlflow(tracking_uri, ref, token_credential)
+    host_creds = sdk.use_credential_for_mlflow(tracking_uri, ref.subscription,
+                                               ref.resource_group, ref.name, token_credential)
     from mlmagic.backends.server import probe_rest_api
 
     probe_rest_api(
@@ -209,7 +200,7 @@ def open_workspace(ref: WorkspaceRef, token_credential: Any, timeout: float) -> 
         "Scientist) in the Azure portal, then connect again.",
     )
     return Backend(
-        "azure ml", tracking_uri, ui_url=_studio_url(), host_creds=host_creds,
+        "azure ml", tracking_uri, ui_url=sdk.studio_url(), host_creds=host_creds,
         run_path=f"runs/{{run_id}}?wsid={ref.arm_id}",
         experiment_path=f"experiments/id/{{experiment_id}}?wsid={ref.arm_id}",
         model_path=f"model/{{name}}:{{version}}/details?wsid={ref.arm_id}",
@@ -236,7 +227,7 @@ def _look_up(ref: WorkspaceRef, token_credential: Any, timeout: float):
     )
 
     try:
-        with quiet_loggers(SDK_LOGGERS, logging.CRITICAL):
+        with sdk.quiet():
             client = WorkspaceHandle(ref, token_credential).ml_client()
             return client.workspaces.get(
                 ref.name, connection_timeout=min(3.0, timeout), read_timeout=timeout,
@@ -281,45 +272,3 @@ def _arm_failure(error: Any, ref: WorkspaceRef) -> Exception:
         )
     return ConnectionFailed(f"Azure Resource Manager answered HTTP {status} ({code}) for the "
                             f"workspace '{ref.name}'. Try again, or check Azure's status page.")
-
-
-def _use_credential_for_mlflow(tracking_uri: str, ref: WorkspaceRef, token_credential: Any):
-    """Make azureml-mlflow use ``token_credential`` for this tracking URI (its own default is
-    a chain that ends in an interactive browser prompt), and return the host-credentials
-    function of the workspace's MLflow REST API."""
-    try:
-        from azureml.mlflow._internal.service_context_loader import (
-            _AzureMLServiceContextLoader,
-        )
-        from azureml.mlflow._internal.utils import ServiceContext
-        from azureml.mlflow._store.tracking.store import AzureMLRestStore
-    except ImportError:
-        raise MissingExtra(INSTALL) from None
-    context = ServiceContext(
-        host_url=f"https://{urlparse(tracking_uri).netloc}",
-        subscription_id=ref.subscription, workspace_name=ref.name,
-        resource_group_name=ref.resource_group, auth=token_credential, cloud=_mlflow_cloud(),
-    )
-    _AzureMLServiceContextLoader.add_service_context(tracking_uri, context)
-    return AzureMLRestStore(context).get_host_creds
-
-
-def _mlflow_cloud():
-    """azureml-mlflow's description of the current cloud. It reads a custom cloud's metadata
-    (ARM_CLOUD_METADATA_URL) once, when first imported; read it again if it was set later,
-    e.g. by %env in the notebook."""
-    import os
-
-    from azureml.mlflow._common._cloud import cloud
-
-    name = os.environ.get("AZUREML_CURRENT_CLOUD")
-    if name and name not in cloud.KNOWN_CLOUDS and os.environ.get("ARM_CLOUD_METADATA_URL"):
-        cloud.KNOWN_CLOUDS.update(cloud.get_known_clouds())
-    return cloud._get_cloud_or_default()
-
-
-def _studio_url() -> str:
-    """Azure ML studio of the current cloud (https://ml.azure.com on the public cloud)."""
-    from azure.ai.ml._azure_environments import _get_aml_resource_id_from_metadata
-
-    return _get_aml_resource_id_from_metadata()

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from mlmagic.deploy import Endpoint, Owner, option
-from mlmagic.deploy.webservice import (
+from mlmagic.azure.webservice import (
     DEFAULT_TIMEOUT,
     ServiceOptions,
     delete,
@@ -14,6 +13,7 @@ from mlmagic.deploy.webservice import (
     predict,
     status,
 )
+from mlmagic.deploy import Endpoint, Owner, option
 
 NAME = "aci"
 SUMMARY = "a legacy SDK v1 Azure Container Instances web service (deprecated: use online)"

@@ -3,7 +3,7 @@
 A runner starts a script so that its MLflow logging lands in a run, and returns the Job at
 once; ``job.refresh(echo=, wait=)`` updates its status and log, or waits for its end. The
 local runner is :mod:`mlmagic.core.remote` (a child process of the kernel); the Azure ML
-runner is :mod:`mlmagic.core.azure_jobs` (a command job on a compute cluster).
+runner is :mod:`mlmagic.azure.jobs` (a command job on a compute cluster).
 """
 
 from __future__ import annotations
