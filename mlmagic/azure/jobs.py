@@ -18,7 +18,7 @@ from pathlib import Path
 from mlmagic.azure import sdk
 from mlmagic.base.display import progress
 from mlmagic.base.errors import ConnectionFailed, InvalidInput, NotFound
-from mlmagic.base.secrets import scrub
+from mlmagic.base.secrets import error_line, scrub
 from mlmagic.runners import Job, log_folder
 
 BASE_IMAGE = "mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu22.04:latest"
@@ -71,7 +71,7 @@ def _check_compute(client, compute: str) -> None:
                        "studio (Compute), or create a cluster there.") from None
     except HttpResponseError as error:
         raise ConnectionFailed(f"Azure ML could not look up the compute '{compute}': "
-                               f"{error.message.splitlines()[0]}") from None
+                               f"{error_line(error)}") from None
 
 
 def _experiment_name(connection, experiment_id: str) -> str:
@@ -112,8 +112,7 @@ def _create(client, script: Path, arguments: list[str], job_name: str, display_n
     try:
         return client.jobs.create_or_update(job)
     except HttpResponseError as error:
-        raise ConnectionFailed(f"Azure ML refused the job: {error.message.splitlines()[0]}"
-                               ) from None
+        raise ConnectionFailed(f"Azure ML refused the job: {error_line(error)}") from None
 
 
 @sdk.quiet()

@@ -17,8 +17,9 @@ from typing import Any
 
 from mlmagic.azure import sdk
 from mlmagic.base.checks import checked_count
-from mlmagic.base.display import progress
+from mlmagic.base.display import Waiting
 from mlmagic.base.errors import ConnectionFailed, InvalidInput, MlmagicError, NotFound
+from mlmagic.base.secrets import first_line
 from mlmagic.deploy import Endpoint, Owner, option
 
 NAME = "online"
@@ -230,28 +231,24 @@ def _wait(begin, doing: str, deadline: float, workspace) -> Any:
     progress; its result."""
     from azure.core.exceptions import HttpResponseError
 
-    started, shown = time.monotonic(), False
+    def too_slow() -> Exception:
+        return ConnectionFailed(f"{doing}: not done when the timeout ran out; it goes on in "
+                                f"Azure. See {workspace.studio_link('endpoints')} or try a "
+                                "longer --timeout.")
+
     try:
-        poller = begin()
-        while not poller.done():
-            if time.monotonic() > deadline:
-                progress("", done=True)
-                raise ConnectionFailed(
-                    f"{doing}: not done when the timeout ran out; it goes on in Azure. See "
-                    f"{workspace.studio_link('endpoints')} or try a longer --timeout."
-                )
-            progress(f"{doing} ({time.monotonic() - started:.0f} s)")
-            shown = True
-            poller.wait(1)
-        result = poller.result()
+        with Waiting(doing, timeout=deadline - time.monotonic(), every=1,
+                     timed_out=too_slow) as waiting:
+            poller = begin()
+            for _ in waiting:
+                if poller.done():
+                    result = poller.result()
+                    waiting.done()
+                    return result
     except HttpResponseError as error:
-        if shown:
-            progress("", done=True)
         reason = getattr(getattr(error, "error", None), "message", None) or str(error)
-        raise MlmagicError(f"{doing} failed: {reason.splitlines()[0]} "
+        raise MlmagicError(f"{doing} failed: {first_line(reason)} "
                            f"(studio: {workspace.studio_link('endpoints')})") from None
-    progress(f"{doing}: done after {time.monotonic() - started:.0f} s", done=True)
-    return result
 
 
 def _clean_up_failed(client, name: str, slot: str, *, created: bool) -> None:

@@ -12,15 +12,15 @@ from __future__ import annotations
 import contextlib
 import re
 import tempfile
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from mlmagic.azure import INSTALL_V1, sdk
 from mlmagic.azure.online import post_input_data, registered_version, workspace_of
 from mlmagic.base.checks import checked_positive
-from mlmagic.base.display import notify, progress
+from mlmagic.base.display import Waiting, notify
 from mlmagic.base.errors import ConnectionFailed, InvalidInput, MissingExtra, MlmagicError, NotFound
+from mlmagic.base.secrets import first_line
 from mlmagic.deploy import Endpoint, option
 
 DEFAULT_TIMEOUT = 1800.0
@@ -206,42 +206,40 @@ def _wait_until_healthy(service, doing: str, timeout: float, workspace, *,
                         existed: bool) -> None:
     """Poll the service's state with a one-line progress until it is healthy; on failure say
     why, and delete a service this deployment created."""
-    started = time.monotonic()
-    while True:
-        with sdk.quiet():
-            service.update_deployment_state()
-        state = str(service.state)
-        if state == "Healthy":
-            progress(f"{doing}: done after {time.monotonic() - started:.0f} s", done=True)
-            return
-        if state in ("Failed", "Unhealthy"):
-            progress("", done=True)
-            if not existed:
-                with sdk.quiet(), contextlib.suppress(Exception):
-                    service.delete()
-            left = "the service is kept as it was" if existed else "the service was deleted"
-            raise MlmagicError(f"{doing} failed: {_service_error(service)}; {left} (studio: "
-                               f"{workspace.studio_link('endpoints')}).")
-        if time.monotonic() - started > timeout:
-            progress("", done=True)
-            raise ConnectionFailed(
-                f"{doing}: not healthy when the timeout ran out; it goes on in Azure. See "
-                f"{workspace.studio_link('endpoints')} or try a longer --timeout.")
-        progress(f"{doing} ({time.monotonic() - started:.0f} s, {state.lower()})")
-        time.sleep(1)
+
+    def too_slow() -> Exception:
+        return ConnectionFailed(
+            f"{doing}: not healthy when the timeout ran out; it goes on in Azure. See "
+            f"{workspace.studio_link('endpoints')} or try a longer --timeout.")
+
+    with Waiting(doing, timeout=timeout, every=1, timed_out=too_slow) as waiting:
+        for _ in waiting:
+            with sdk.quiet():
+                service.update_deployment_state()
+            state = str(service.state)
+            if state == "Healthy":
+                return waiting.done()
+            if state in ("Failed", "Unhealthy"):
+                if not existed:
+                    with sdk.quiet(), contextlib.suppress(Exception):
+                        service.delete()
+                left = "the service is kept as it was" if existed else "the service was deleted"
+                raise MlmagicError(f"{doing} failed: {_service_error(service)}; {left} "
+                                   f"(studio: {workspace.studio_link('endpoints')}).")
+            waiting.detail = state.lower()
 
 
 def _service_error(service) -> str:
     error = getattr(service, "error", None) or {}
     message = error.get("message") if isinstance(error, dict) else str(error)
-    return (message or "no reason given").splitlines()[0]
+    return first_line(message or "") or "no reason given"
 
 
 def _reason(error) -> str:
     """The service's own message, out of azureml-core's multi-line exception text."""
     text = str(getattr(error, "message", error))
     found = re.search(r'"message":\s*"([^"]+)"', text)
-    return found.group(1) if found else text.strip().splitlines()[0]
+    return found.group(1) if found else first_line(text)
 
 
 def _kind(service) -> str:

@@ -9,6 +9,7 @@ import re
 from collections.abc import Mapping
 
 from mlmagic.base.errors import InvalidInput
+from mlmagic.base.secrets import error_line
 
 MAX_EXPERIMENT_NAME = 500  # MLflow's limits
 MAX_ALIAS = 255
@@ -126,7 +127,7 @@ def checked_params(values: Mapping[str, object], kind: str) -> dict[str, str]:
             with temporary_env({"MLFLOW_TRUNCATE_LONG_VALUES": "false"}):
                 entity = validate(str(key), str(value))
         except MlflowException as error:
-            first = error.message.strip().splitlines()[0][:200]
+            first = error_line(error)[:200]
             raise InvalidInput(f"the {kind} '{str(key)[:60]}' cannot be logged: {first}") from None
         checked[entity.key] = entity.value
     return checked

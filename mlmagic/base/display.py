@@ -6,6 +6,7 @@ import html
 import logging
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -31,6 +32,55 @@ def progress(message: str, *, done: bool = False) -> None:
         receiver(message, done)
         return
     print(f"\rmlmagic: {message}", end="\n" if done else "", file=sys.stderr, flush=True)
+
+
+class Waiting:
+    """The one way mlmagic waits for something slow: a progress line that says what it waits
+    for and for how long, and a time limit. Use it as a context and loop over it::
+
+        with Waiting("starting churn", timeout=180, every=0.5, timed_out=too_slow) as wait:
+            for _ in wait:              # once now, then every ``every`` seconds
+                if ready():
+                    return wait.done()  # "starting churn: done after 4 s"
+
+    ``detail`` (e.g. the service's state) is shown beside the seconds. When ``timeout`` runs
+    out, the exception ``timed_out()`` returns is raised; on any exception the progress line
+    is ended, so the error's own line follows it."""
+
+    def __init__(self, doing: str, *, timeout: float, every: float,
+                 timed_out: Callable[[], BaseException]) -> None:
+        self.doing, self.timeout, self.every, self.timed_out = doing, timeout, every, timed_out
+        self.detail = ""
+        self._started = time.monotonic()
+        self._shown = False
+
+    @property
+    def elapsed(self) -> float:
+        """Seconds since the wait began."""
+        return time.monotonic() - self._started
+
+    def __enter__(self) -> Waiting:
+        return self
+
+    def __exit__(self, kind, error, traceback) -> None:
+        if error is not None and self._shown:
+            progress("", done=True)
+            self._shown = False
+
+    def __iter__(self) -> Iterator[float]:
+        while True:
+            yield self.elapsed
+            if self.elapsed > self.timeout:
+                raise self.timed_out()
+            detail = f", {self.detail}" if self.detail else ""
+            progress(f"{self.doing} ({self.elapsed:.0f} s{detail})")
+            self._shown = True
+            time.sleep(self.every)
+
+    def done(self, message: str | None = None) -> None:
+        """End the progress line with what was done and how long it took."""
+        progress(f"{message or self.doing + ': done'} after {self.elapsed:.0f} s", done=True)
+        self._shown = False
 
 
 @contextmanager

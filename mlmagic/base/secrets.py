@@ -115,9 +115,14 @@ def scrub(text: str, uri: str = "", extra: Iterable[str] = ()) -> str:
 
 def error_line(error: BaseException, uri: str = "") -> str:
     """The first line of an error's message, with every known secret scrubbed out."""
-    text = getattr(error, "message", None) or str(error) or type(error).__name__
-    lines = text.strip().splitlines() or [type(error).__name__]
-    return scrub(lines[0], uri)
+    text = getattr(error, "message", None) or str(error)
+    return first_line(str(text), uri) or type(error).__name__
+
+
+def first_line(text: str, uri: str = "") -> str:
+    """The first line of ``text`` (blank lines around it dropped), secrets scrubbed out."""
+    lines = text.strip().splitlines()
+    return scrub(lines[0], uri) if lines else ""
 
 
 def mask_value(key: str, value: object) -> object:

@@ -16,7 +16,7 @@ from mlmagic.base.display import Card, card, format_duration
 from mlmagic.base.env import temporary_env
 from mlmagic.base.errors import InvalidInput, NotFound
 from mlmagic.base.failures import explain
-from mlmagic.base.secrets import redact_uri
+from mlmagic.base.secrets import error_line, redact_uri
 from mlmagic.core.connection import ensure_connected
 from mlmagic.core.interactive import interactive
 from mlmagic.core.session import current_session, last_run_id
@@ -125,7 +125,7 @@ def download_artifact(run: str, path: str, destination: str | Path = ".") -> Pat
                 run_id=found.info.run_id, artifact_path=wanted, dst_path=str(destination),
                 tracking_uri=ensure_connected().tracking_uri))
     except MlflowException as error:
-        raise NotFound(f"could not download '{path}': {error.message.splitlines()[0]}") from None
+        raise NotFound(f"could not download '{path}': {error_line(error)}") from None
 
 
 def _artifact_paths(client, run_id: str, folder: str | None = None) -> list[str]:

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from mlmagic.base.errors import InvalidInput, NotFound
 from mlmagic.base.failures import explain
+from mlmagic.base.secrets import error_line
 from mlmagic.core.connection import ensure_connected, experiment_id_of
 from mlmagic.core.interactive import interactive
 
@@ -92,8 +93,7 @@ def runs(
     except MlflowException as error:
         if explain(error, connection.tracking_uri) is not None:
             raise
-        message = error.message.strip().splitlines()[0]
         raise InvalidInput(
-            f"MLflow rejected the search: {message}. Filter example: "
+            f"MLflow rejected the search: {error_line(error)}. Filter example: "
             "metrics.accuracy > 0.9 and params.lr = '0.1'; order example: 'metrics.accuracy DESC'."
         ) from None

@@ -64,6 +64,7 @@ def connect_from_config() -> None:
     from mlmagic.base.config import find_config
     from mlmagic.base.display import notify
     from mlmagic.base.errors import MlmagicError
+    from mlmagic.base.secrets import error_line
 
     try:
         found = find_config()
@@ -82,8 +83,7 @@ def connect_from_config() -> None:
     try:
         connection = connect()
     except Exception as error:  # a kernel must start whatever the backend does
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        notify(f"could not connect as {path} says: {reason} The magics are loaded; "
+        notify(f"could not connect as {path} says: {error_line(error)} The magics are loaded; "
                "%aml_connect connects when the backend is back.")
         return
     notify(f"connected to {connection.backend.name} ({path.name}), experiment "

@@ -9,13 +9,12 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from mlmagic.base.checks import checked_port, safe_name
-from mlmagic.base.display import progress
+from mlmagic.base.display import Waiting
 from mlmagic.base.errors import ConnectionFailed, InvalidInput
 from mlmagic.base.failures import refusal_reason
 from mlmagic.deploy import Endpoint, Owner, option
@@ -133,28 +132,25 @@ def delete(endpoint: Endpoint) -> None:
 
 
 def _wait_until_ready(endpoint: Endpoint, process: subprocess.Popen, timeout: float) -> None:
-    started = time.monotonic()
     health = endpoint.url.replace("/invocations", "/ping")
-    while (elapsed := time.monotonic() - started) < timeout:
-        progress(f"starting {endpoint.name} ({elapsed:.0f} s; log: {endpoint.details['log']})")
-        if process.poll() is not None:
-            progress("", done=True)
-            delete(endpoint)
-            raise ConnectionFailed(
-                f"the endpoint {endpoint.name} stopped while starting: "
-                f"{_start_failure(Path(endpoint.details['log']), process.returncode)} "
-                f"(log: {endpoint.details['log']})"
-            )
-        if answers(health):
-            progress(f"{endpoint.name} is ready after {elapsed:.0f} s", done=True)
-            return
-        time.sleep(0.5)
-    progress("", done=True)
-    delete(endpoint)
-    raise ConnectionFailed(
-        f"the endpoint {endpoint.name} did not answer within {timeout:g} s "
-        f"(log: {endpoint.details['log']}). Try a longer --timeout."
-    )
+    log = endpoint.details["log"]
+
+    def too_slow() -> Exception:
+        delete(endpoint)
+        return ConnectionFailed(f"the endpoint {endpoint.name} did not answer within "
+                                f"{timeout:g} s (log: {log}). Try a longer --timeout.")
+
+    with Waiting(f"starting {endpoint.name}", timeout=timeout, every=0.5,
+                 timed_out=too_slow) as waiting:
+        waiting.detail = f"log: {log}"
+        for _ in waiting:
+            if process.poll() is not None:
+                delete(endpoint)
+                raise ConnectionFailed(
+                    f"the endpoint {endpoint.name} stopped while starting: "
+                    f"{_start_failure(Path(log), process.returncode)} (log: {log})")
+            if answers(health):
+                return waiting.done(f"{endpoint.name} is ready")
 
 
 def _start_failure(log: Path, code: int) -> str:

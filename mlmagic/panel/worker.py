@@ -14,6 +14,7 @@ from typing import Any
 import ipywidgets as widgets
 
 from mlmagic.base.display import messages_to
+from mlmagic.base.secrets import first_line
 
 _STYLES = {
     "busy": ("⏳", "#555"),
@@ -25,8 +26,8 @@ _STYLES = {
 
 def one_line(error: BaseException) -> str:
     """An error as the one line a user reads: its kind and the first line of its message."""
-    text = str(error).strip().splitlines()
-    return f"{type(error).__name__}: {text[0]}" if text else type(error).__name__
+    text = first_line(str(error))
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 
 class Worker:
