@@ -53,6 +53,7 @@ def load_ipython_extension(ipython) -> None:
     ipython.register_magics(magics)
     ipython.configurables[:] = [c for c in ipython.configurables if not isinstance(c, MlMagic)]
     ipython.configurables.append(magics)
+    magics.apply_config_file()
     from mlmagic.core.setup import connect_from_config
 
     connect_from_config()

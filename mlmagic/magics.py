@@ -1,7 +1,8 @@
 """The IPython magics. Each one parses its line, calls :mod:`mlmagic.core`, and shows the result.
 
 Settings are traitlets, so ``%config MlMagic.default_experiment = "churn"`` works, as does
-``c.MlMagic.log_source = False`` in an IPython profile.
+``c.MlMagic.log_source = False`` in an IPython profile, or ``log_source = false`` in the config
+file (``[tool.mlmagic]`` in ``pyproject.toml``, or ``~/.mlmagic/config.toml``).
 """
 
 from __future__ import annotations
@@ -19,9 +20,10 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 from IPython.display import DisplayHandle, display
-from traitlets import Bool, Float, Int, Unicode, observe
+from traitlets import Bool, Float, Int, TraitError, Unicode, observe
 
 from mlmagic.azure import AUTH_METHODS
+from mlmagic.base.config import CONNECTION_KEYS, DEFAULT_MAX_RUNS, DEFAULT_TIMEOUT
 from mlmagic.base.errors import InvalidInput
 
 if TYPE_CHECKING:
@@ -81,12 +83,44 @@ class MlMagic(Magics):
     live_interval = Float(
         0.5, help="Seconds between refreshes of a running cell's summary in a notebook; 0: off."
     ).tag(config=True)
-    max_runs = Int(1000, help="How many runs %aml_runs returns when --max is not given.").tag(
+    max_runs = Int(DEFAULT_MAX_RUNS, help="How many runs %aml_runs returns when --max is not given.").tag(
         config=True
     )
     connect_timeout = Float(
-        8.0, help="Seconds to wait for a tracking server to answer when connecting."
+        DEFAULT_TIMEOUT,
+        help="Seconds to wait for a tracking server to answer when connecting.",
     ).tag(config=True)
+
+    def apply_config_file(self) -> None:
+        """Take the settings the config file names (``max_runs = 50`` in ``[tool.mlmagic]``),
+        as JupySQL's ``[tool.jupysql.SqlMagic]`` sets ``SqlMagic``: the project's file wins over
+        the IPython profile, ``%config`` over both. A value of the wrong kind or an unknown key
+        is one line; the other settings still apply."""
+        import difflib
+
+        from mlmagic.base.config import find_config
+        from mlmagic.base.display import notify
+        from mlmagic.base.errors import ConfigError
+
+        try:
+            found = find_config()
+        except ConfigError:
+            return  # said once, when the config file is read to connect
+        if found is None:
+            return
+        path, table = found
+        settings = self.trait_names(config=True)
+        for key, value in table.items():
+            if key in settings:
+                try:
+                    setattr(self, key, value)
+                except TraitError:
+                    notify(f"{path}: '{key} = {value!r}' is not a valid value; "
+                           f"{self.traits()[key].info()} expected. Kept {getattr(self, key)!r}.")
+            elif key not in CONNECTION_KEYS:
+                near = difflib.get_close_matches(key, [*settings, *CONNECTION_KEYS], n=1)
+                hint = f" Did you mean '{near[0]}'?" if near else ""
+                notify(f"{path}: unknown setting '{key}', ignored.{hint}")
 
     @magic_arguments()
     @argument("uri", nargs="?", help="tracking URI (http(s)://…, sqlite:///…, databricks); "

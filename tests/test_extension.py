@@ -100,6 +100,22 @@ def test_config_file_experiment_wins_over_the_session_default(shell, workdir):
     assert shell.run_line_magic("aml_connect", "-e given").experiment_name == "given"
 
 
+def test_the_config_file_sets_the_settings_and_says_what_it_cannot(shell, workdir, capfd):
+    (workdir / "pyproject.toml").write_text(
+        '[tool.mlmagic]\nmax_runs = 7\nlog_source = false\nlive_interval = "often"\n'
+        'show_sumary = false\nexperiment = "project"\n')
+    shell.run_line_magic("reload_ext", "mlmagic")
+    magics = next(c for c in shell.configurables if type(c).__name__ == "MlMagic")
+    assert (magics.max_runs, magics.log_source, magics.show_summary) == (7, False, True)
+    assert magics.live_interval == 0.5  # the bad value is refused, the default kept
+    said = capfd.readouterr().err
+    assert "live_interval = 'often'" in said and "a float" in said and "Traceback" not in said
+    assert "unknown setting 'show_sumary', ignored. Did you mean 'show_summary'?" in said
+    assert "experiment" not in said  # a connection key, not a setting: no complaint
+    shell.run_line_magic("config", "MlMagic.max_runs = 9")  # %config still wins
+    assert magics.max_runs == 9
+
+
 def test_magic_help_shows_the_options(shell, capsys):
     shell.run_cell("%%track?")
     # `?` on a cell magic prints its docstring and argument help through the pager

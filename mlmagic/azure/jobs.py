@@ -77,9 +77,8 @@ def _check_compute(client, compute: str) -> None:
 def _experiment_name(connection, experiment_id: str) -> str:
     if experiment_id == connection.experiment_id:
         return connection.experiment_name
-    from mlflow import MlflowClient
 
-    return MlflowClient(tracking_uri=connection.tracking_uri).get_experiment(experiment_id).name
+    return connection.client().get_experiment(experiment_id).name
 
 
 def _environment(pip: list[str]):
@@ -144,10 +143,9 @@ def _refresh(job: Job, client, connection, *, echo: bool, wait: bool) -> None:
 
 def _read_log(job: Job, connection) -> None:
     """Copy the job's std_log.txt (once it exists) into the job's local log."""
-    from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
-    client = MlflowClient(tracking_uri=connection.tracking_uri)
+    client = connection.client()
     try:
         if not client.list_artifacts(job.run_id, "user_logs"):
             return

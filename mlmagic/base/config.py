@@ -26,6 +26,12 @@ from mlmagic.base.errors import ConfigError
 
 URI_VARIABLES = ("MLMAGIC_TRACKING_URI", "MLFLOW_TRACKING_URI")
 EMBEDDED = "embedded default"
+# What a config file names besides MlMagic's settings (the traitlets, set from the same table).
+CONNECTION_KEYS = ("tracking_uri", "experiment", "subscription_id", "resource_group",
+                   "workspace_name", "auth", "autoconnect")
+# Defaults that more than one layer needs, written once.
+DEFAULT_TIMEOUT = 8.0  # seconds an interactive call waits for the store
+DEFAULT_MAX_RUNS = 1000  # runs a listing returns when no maximum is given
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,6 @@ from typing import TypeVar
 from mlmagic.base.errors import ConnectionFailed, MlmagicError, PermissionDenied
 from mlmagic.base.secrets import error_line, redact_uri
 
-DEFAULT_TIMEOUT = 8.0
 _REST_STATUS = re.compile(r"error code (\d{3}) != 200|too many (\d{3}) error responses")
 _ENDPOINT = re.compile(r"/api/2\.0/mlflow/([a-z-]+(?:/[a-z-]+)?)|(mlflow-artifacts)")
 _ACTIONS = {

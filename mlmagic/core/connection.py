@@ -9,11 +9,16 @@ from urllib.parse import unquote, urlsplit
 
 from mlmagic.backends import open_backend
 from mlmagic.base.checks import checked_experiment_name, checked_timeout
-from mlmagic.base.config import Settings, read_workspace_config, resolve_settings
+from mlmagic.base.config import (
+    DEFAULT_TIMEOUT,
+    Settings,
+    read_workspace_config,
+    resolve_settings,
+)
 from mlmagic.base.display import Card, card, notify
 from mlmagic.base.env import temporary_env
 from mlmagic.base.errors import ConnectionFailed, InvalidInput, MlmagicError, NotFound
-from mlmagic.base.failures import DEFAULT_TIMEOUT, explain, network_failure
+from mlmagic.base.failures import explain, network_failure
 from mlmagic.base.secrets import error_line, redact_uri, split_credentials
 from mlmagic.core.interactive import interactive
 from mlmagic.core.journal import SyncReport, pending, sync_journals

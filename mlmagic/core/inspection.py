@@ -31,14 +31,13 @@ _RUN_ID = re.compile(r"^[0-9a-f]{32}$")
 def find_run(reference: str) -> Run:
     """A run of the current store: ``last`` (the session's last run), a run id, or a run name
     (the newest run of that name in the current experiment)."""
-    from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
     reference = reference.strip()
     if not reference:
         raise InvalidInput("no run given. Name one: last, a run id, or a run name.")
     connection = ensure_connected()
-    client = MlflowClient(tracking_uri=connection.tracking_uri)
+    client = connection.client()
     if reference == "last":
         reference = last_run_id("Give a run id or a run name.")
     if _RUN_ID.match(reference):
@@ -91,10 +90,9 @@ class RunDetails:
 def show(run: str = "last") -> RunDetails:
     """The details of a run (``last``, an id or a name): params, latest metrics, tags,
     artifacts and its link."""
-    from mlflow import MlflowClient
 
     found = find_run(run)
-    client = MlflowClient(tracking_uri=ensure_connected().tracking_uri)
+    client = ensure_connected().client()
     connection = current_session().connection
     return RunDetails(found, tuple(_artifact_paths(client, found.info.run_id)),
                       connection.run_url(found.info.run_id, found.info.experiment_id))
@@ -113,7 +111,7 @@ def download_artifact(run: str, path: str, destination: str | Path = ".") -> Pat
     if destination.exists() and not destination.is_dir():
         raise InvalidInput(f"{destination} is a file; give a folder to download into.")
     found = find_run(run)
-    known = _artifact_paths(mlflow.MlflowClient(tracking_uri=ensure_connected().tracking_uri),
+    known = _artifact_paths(ensure_connected().client(),
                             found.info.run_id)
     if not any(p == wanted or p.startswith(wanted + "/") for p in known):
         raise NotFound(f"the run {found.info.run_name} has no artifact '{path}'. It has: "
@@ -218,7 +216,6 @@ def compare(runs: Sequence[str], metric: str | None = None) -> Comparison:
     """Compare runs (each ``last``, an id or a name): a table of params and final metrics,
     and, with ``metric``, that metric's history for each run."""
     import pandas as pd
-    from mlflow import MlflowClient
 
     if len(runs) < 2:
         raise InvalidInput("compare needs two runs or more, e.g. %aml_compare last baseline.")
@@ -235,7 +232,7 @@ def compare(runs: Sequence[str], metric: str | None = None) -> Comparison:
         if not any(metric in run.data.metrics for run in found):
             raise NotFound(f"none of these runs has the metric '{metric}'. They have: "
                            f"{', '.join(sorted({m for r in found for m in r.data.metrics}))}.")
-        client = MlflowClient(tracking_uri=ensure_connected().tracking_uri)
+        client = ensure_connected().client()
         history = pd.DataFrame({
             label: pd.Series({point.step: point.value
                               for point in client.get_metric_history(run.info.run_id, metric)},
@@ -263,11 +260,10 @@ def workspace() -> Card:
     """The facts of the store in use: for an Azure ML workspace its name, region, resource
     group, tracking URI (redacted) and studio link; for other backends the equivalents."""
     import mlflow
-    from mlflow import MlflowClient
 
     connection = ensure_connected()
     backend = connection.backend
-    client = MlflowClient(tracking_uri=connection.tracking_uri)
+    client = connection.client()
     experiment = client.get_experiment(connection.experiment_id)
     title = ("Azure ML workspace " + dict(backend.facts)["workspace"]
              if backend.workspace is not None else f"{backend.name} tracking store")

@@ -12,9 +12,10 @@ import functools
 from collections.abc import Callable
 from typing import TypeVar
 
+from mlmagic.base.config import DEFAULT_TIMEOUT
 from mlmagic.base.env import temporary_env
 from mlmagic.base.errors import MlmagicError
-from mlmagic.base.failures import DEFAULT_TIMEOUT, explain
+from mlmagic.base.failures import explain
 from mlmagic.core.session import current_session
 
 F = TypeVar("F", bound=Callable)

@@ -94,7 +94,6 @@ def register(
     or the model at ``uri``. Everything is checked first (the name, the alias, the tags, that
     the model exists), and a registered model this call created is removed again if the
     version cannot be made. Returns the ModelVersion."""
-    from mlflow import MlflowClient
 
     name = checked_model_name(name)
     alias = checked_alias(alias) if alias is not None else None
@@ -102,7 +101,7 @@ def register(
     if uri is not None and run is not None:
         raise InvalidInput("give a run or a model URI, not both.")
     connection = ensure_connected()
-    client = MlflowClient(connection.tracking_uri)
+    client = connection.client()
     if uri is not None:
         source = resolve_model(uri).uri
     else:
@@ -120,14 +119,13 @@ def set_alias(model: str, alias: str):
     """Point ``alias`` (e.g. champion) at the version ``model`` names (NAME:VERSION, NAME
     for the latest, NAME@OTHER_ALIAS); the alias moves if another version had it. Returns the
     ModelVersion."""
-    from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
     alias = checked_alias(alias)
     ref = resolve_model(model)
     if ref.name is None:
         raise InvalidInput(f"{model} is not a registered model; name one as NAME:VERSION.")
-    client = MlflowClient(ensure_connected().tracking_uri)
+    client = ensure_connected().client()
     try:
         client.set_registered_model_alias(ref.name, alias, ref.version)
     except MlflowException as error:
@@ -156,9 +154,8 @@ def version_summary(version) -> Card:
 def models(name: str | None = None) -> pd.DataFrame:
     """The registered models, or the versions of the model ``name``, as a pandas DataFrame."""
     import pandas as pd
-    from mlflow import MlflowClient
 
-    client = MlflowClient(ensure_connected().tracking_uri)
+    client = ensure_connected().client()
     if name is None:
         rows = [
             {
@@ -191,10 +188,9 @@ def models(name: str | None = None) -> pd.DataFrame:
 
 
 def _registered_version(name: str, version: str | None, alias: str | None) -> str:
-    from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
-    client = MlflowClient(ensure_connected().tracking_uri)
+    client = ensure_connected().client()
     if alias:
         try:
             return str(client.get_model_version_by_alias(name, alias).version)

@@ -142,9 +142,8 @@ def _runner(compute: str | None, environment: str | None, pip: Sequence[str]
 def run_here(path: Path, arguments: list[str], connection, experiment_id: str, *,
              name: str | None) -> Job:
     """The local runner: ``path`` as a child process of this kernel, in a new run."""
-    from mlflow import MlflowClient
 
-    client = MlflowClient(tracking_uri=connection.tracking_uri)
+    client = connection.client()
     run = client.create_run(experiment_id, run_name=name or path.stem, tags={
         "mlflow.source.name": str(path.resolve()), "mlflow.source.type": "LOCAL",
         "mlmagic.submitted": "local"})

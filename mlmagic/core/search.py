@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from mlmagic.base.config import DEFAULT_MAX_RUNS
 from mlmagic.base.errors import InvalidInput, NotFound
 from mlmagic.base.failures import explain
 from mlmagic.base.secrets import error_line
@@ -14,16 +15,14 @@ from mlmagic.core.interactive import interactive
 if TYPE_CHECKING:
     import pandas as pd
 
-DEFAULT_MAX_RUNS = 1000
 HISTORY_COLUMNS = ["run_id", "key", "step", "timestamp", "value"]
 
 
 @interactive
 def experiments() -> list[str]:
     """The names of the experiments (not deleted) in the current store, sorted."""
-    from mlflow import MlflowClient
 
-    client = MlflowClient(ensure_connected().tracking_uri)
+    client = ensure_connected().client()
     return sorted(experiment.name for experiment in client.search_experiments())
 
 
@@ -45,9 +44,8 @@ def metric_history(run_ids: Sequence[str], key: str | None = None) -> pd.DataFra
 
 
 def _client():
-    from mlflow import MlflowClient
 
-    return MlflowClient(ensure_connected().tracking_uri)
+    return ensure_connected().client()
 
 
 def stored_run(client, run_id: str):

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mlmagic.backends import Backend
+from mlmagic.base.config import DEFAULT_TIMEOUT
 from mlmagic.base.display import card
 from mlmagic.base.errors import InvalidInput
 from mlmagic.base.secrets import redact_uri
@@ -36,12 +37,18 @@ class Connection:
     experiment_name: str
     experiment_id: str
     origin: str
-    timeout: float = 8.0  # seconds an interactive call waits for the store
+    timeout: float = DEFAULT_TIMEOUT  # seconds an interactive call waits for the store
 
     @property
     def tracking_uri(self) -> str:
         """The MLflow tracking URI (may hold credentials: show ``redact_uri`` of it)."""
         return self.backend.tracking_uri
+
+    def client(self) -> Any:
+        """An ``mlflow.MlflowClient`` for this connection's store."""
+        from mlflow import MlflowClient
+
+        return MlflowClient(tracking_uri=self.tracking_uri)
 
     @property
     def user(self) -> str | None:

@@ -229,12 +229,11 @@ class RunSink:
     def _everything_to_store(self) -> None:
         """While the journal cannot be written: send what it holds, then what memory holds,
         to the store; if the store takes it all, the run is back online."""
-        from mlflow import MlflowClient
 
         try:
             if self.journal is not None and self.journal.has_entries:
                 with silenced(STORE_LOGGERS), temporary_env(QUICK_TRY):
-                    self.journal.send_unsent(MlflowClient(self.connection.tracking_uri))
+                    self.journal.send_unsent(self.connection.client())
         except Exception:
             return
         self._write_unsaved(self._to_store)
@@ -257,9 +256,8 @@ class RunSink:
                                "end": "end"}[kind])(*values)
 
     def _to_store(self, kind: str, values: list) -> None:
-        from mlflow import MlflowClient
 
-        client = MlflowClient(self.connection.tracking_uri)
+        client = self.connection.client()
         with silenced(STORE_LOGGERS), temporary_env(QUICK_TRY):
             if kind == "batch":
                 self._log_batch(*values, retries=0, timeout=5)
@@ -299,10 +297,9 @@ class RunSink:
                    timeout: float = 10) -> None:
         host_creds = self.connection.backend.host_creds
         if host_creds is None:
-            from mlflow import MlflowClient
 
             with silenced(STORE_LOGGERS):
-                MlflowClient(self.connection.tracking_uri).log_batch(
+                self.connection.client().log_batch(
                     self.run_id, metrics=metrics, params=params, tags=tags
                 )
             return

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 import ipywidgets as widgets
 
 from mlmagic import core
+from mlmagic.base.config import DEFAULT_MAX_RUNS
 from mlmagic.base.display import format_duration
 from mlmagic.panel.chart import line_chart
 from mlmagic.panel.parts import dropdown, link, set_options
@@ -22,7 +23,6 @@ if TYPE_CHECKING:
     from mlmagic.core.session import TrackedRun
 
 PAGE_SIZE = 20
-MAX_RUNS = 1000
 MAIN_METRICS = 3
 MAIN_PARAMS = 3
 MAX_LINES = 10
@@ -64,7 +64,7 @@ class RunsSection:
     def load(self) -> None:
         """Fetch the current experiment's runs (their last metric values only) and show the
         first page; the selection is kept where its runs still exist."""
-        self.table = _run_table(core.runs(max_results=MAX_RUNS))
+        self.table = _run_table(core.runs(max_results=DEFAULT_MAX_RUNS))
         columns = list(FIXED_COLUMNS) + _main_columns(self.table)
         if columns != self.columns:
             self.columns = columns
