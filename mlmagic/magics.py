@@ -83,9 +83,9 @@ class MlMagic(Magics):
     live_interval = Float(
         0.5, help="Seconds between refreshes of a running cell's summary in a notebook; 0: off."
     ).tag(config=True)
-    max_runs = Int(DEFAULT_MAX_RUNS, help="How many runs %aml_runs returns when --max is not given.").tag(
-        config=True
-    )
+    max_runs = Int(
+        DEFAULT_MAX_RUNS, help="How many runs %aml_runs returns when --max is not given."
+    ).tag(config=True)
     connect_timeout = Float(
         DEFAULT_TIMEOUT,
         help="Seconds to wait for a tracking server to answer when connecting.",

@@ -40,7 +40,7 @@ def test_show_gives_params_metrics_tags_artifacts_and_link(two_runs):
     assert by_name.startswith("run slow: FINISHED") and "lr=0.1" in by_name
     run_id = re.search(r"run id\s+(\w+)", by_name)[1]
     assert repr(two_runs.run_line_magic("aml_show", run_id)) == by_name
-    assert "<table>" in details._repr_html_()
+    assert "<table" in details._repr_html_() and "<th style" in details._repr_html_()
 
 
 def test_show_download_fetches_an_artifact(two_runs, workdir):
@@ -67,14 +67,19 @@ def test_compare_puts_runs_side_by_side_marks_differences_and_charts_a_metric(tw
     assert pixels.shape[0] > 200 and pixels.shape[1] > 400  # a real chart, 6 x 3.2 in at 90 dpi
 
 
-def test_compare_without_a_chart_library_shows_the_history_as_text(two_runs, monkeypatch):
+def test_compare_without_a_chart_library_draws_the_history_as_svg(two_runs, monkeypatch):
     import sys
 
     comparison = two_runs.run_line_magic("aml_compare", "slow last --metric loss")
     monkeypatch.setitem(sys.modules, "matplotlib.figure", None)  # as if not installed
     html = comparison._repr_html_()
     assert "data:image/png" not in html
-    assert "loss by step" in html and "0.266667" in html
+    svg = re.search(r"<svg .*</svg>", html)[0]
+    assert "loss by step" in svg
+    lines = re.findall(r"<polyline data-label='([^']+)' points='([^']+)'", svg)
+    assert [label for label, _ in lines] == ["slow", "fast"]
+    assert all(len(points.split()) == 4 for _, points in lines)  # four steps each
+    assert "0.266667" in repr(comparison)  # the text form keeps the numbers
 
 
 def test_workspace_of_the_embedded_store(two_runs, workdir):

@@ -12,6 +12,8 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 
+from mlmagic.base.render import html_table
+
 MessageReceiver = Callable[[str, bool], None]
 _RECEIVER: ContextVar[MessageReceiver | None] = ContextVar("mlmagic_messages", default=None)
 
@@ -148,12 +150,8 @@ class Card:
     rows: tuple[tuple[str, str], ...]
 
     def _repr_html_(self) -> str:
-        cells = "".join(
-            f"<tr><th style='text-align:left;padding-right:1em'>{html.escape(label)}</th>"
-            f"<td style='text-align:left'>{html_value(value)}</td></tr>"
-            for label, value in self.rows
-        )
-        return f"<div><b>{html.escape(self.title)}</b><table>{cells}</table></div>"
+        table = html_table((), self.rows, css_class="mlmagic-card", row_headers=True)
+        return f"<div><b>{html.escape(self.title)}</b>{table}</div>"
 
     def __repr__(self) -> str:
         width = max((len(label) for label, _ in self.rows), default=0)
@@ -178,11 +176,3 @@ def format_duration(milliseconds: int | None) -> str:
         return f"{seconds:.1f} s"
     minutes, seconds = divmod(int(round(seconds)), 60)
     return f"{minutes} min {seconds:02d} s"
-
-
-def html_value(value: str) -> str:
-    """``value`` escaped for HTML; a web address becomes a link that opens a new tab."""
-    escaped = html.escape(value)
-    if value.startswith(("http://", "https://")):
-        return f"<a href='{escaped}' target='_blank'>{escaped}</a>"
-    return escaped

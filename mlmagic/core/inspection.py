@@ -3,9 +3,7 @@ chart of a metric's history, and the facts of the store or Azure ML workspace in
 
 from __future__ import annotations
 
-import base64
 import html
-import io
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -16,6 +14,7 @@ from mlmagic.base.display import Card, card, format_duration
 from mlmagic.base.env import temporary_env
 from mlmagic.base.errors import InvalidInput, NotFound
 from mlmagic.base.failures import explain
+from mlmagic.base.render import chart, html_table
 from mlmagic.base.secrets import error_line, redact_uri
 from mlmagic.core.connection import ensure_connected
 from mlmagic.core.interactive import interactive
@@ -155,43 +154,20 @@ class Comparison:
         return [row for row, values in self.table.iterrows()
                 if values.astype(str).nunique(dropna=False) > 1]
 
-    def chart_png(self) -> bytes | None:
-        """The metric's history as a PNG chart; None without a metric or without matplotlib."""
-        if self.history is None or self.history.empty:
-            return None
-        try:
-            from matplotlib.figure import Figure
-        except ImportError:
-            return None
-        figure = Figure(figsize=(6, 3.2))
-        axes = figure.subplots()
-        for column in self.history.columns:
-            series = self.history[column].dropna()
-            axes.plot(series.index, series.values, marker=".", label=column)
-        axes.set_xlabel("step")
-        axes.set_ylabel(self.metric)
-        axes.set_title(f"{self.metric} by step")
-        axes.legend()
-        figure.tight_layout()
-        buffer = io.BytesIO()
-        figure.savefig(buffer, format="png", dpi=90)
-        return buffer.getvalue()
-
     def _repr_html_(self) -> str:
         differing = set(self.differing)
-        rows = "".join(
-            f"<tr style='{'background:#fff3b0;font-weight:bold' if row in differing else ''}'>"
-            f"<th style='text-align:left'>{html.escape(str(row))}</th>"
-            + "".join(f"<td>{html.escape(_shown(v))}</td>" for v in values) + "</tr>"
-            for row, values in self.table.iterrows()
-        )
-        header = "".join(f"<th>{html.escape(str(c))}</th>" for c in self.table.columns)
+        table = html_table(
+            ["", *map(str, self.table.columns)],
+            [(row, *map(_shown, values)) for row, values in self.table.iterrows()],
+            row_headers=True,
+            marked={i for i, row in enumerate(self.table.index) if row in differing})
         parts = [f"<div><b>{len(self.table.columns)} runs compared</b> (differences "
-                 f"highlighted)<table><tr><th></th>{header}</tr>{rows}</table>"]
-        png = self.chart_png()
-        if png is not None:
-            parts.append(f"<img alt='{html.escape(self.metric)} by step' "
-                         f"src='data:image/png;base64,{base64.b64encode(png).decode()}'/>")
+                 f"highlighted){table}"]
+        if self.history is not None and not self.history.empty:
+            series = {str(column): (list(found.index), list(found.values))
+                      for column in self.history.columns
+                      if not (found := self.history[column].dropna()).empty}
+            parts.append(chart(f"{self.metric} by step", series))
         elif self.history is not None:
             parts.append(f"<pre>{html.escape(self._history_text())}</pre>")
         return "".join(parts) + "</div>"

@@ -11,9 +11,10 @@ import ipywidgets as widgets
 
 from mlmagic import core
 from mlmagic.base.errors import InvalidInput
+from mlmagic.base.render import html_table
 from mlmagic.base.secrets import is_secret_name
 from mlmagic.deploy import option_specs, option_value, targets
-from mlmagic.panel.parts import button, dropdown, html_table, set_options, text
+from mlmagic.panel.parts import button, dropdown, set_options, text
 from mlmagic.panel.worker import Worker
 
 SHOWN_PREDICTIONS = 20

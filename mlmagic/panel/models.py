@@ -9,7 +9,8 @@ import ipywidgets as widgets
 
 from mlmagic import core
 from mlmagic.base.errors import InvalidInput
-from mlmagic.panel.parts import button, dropdown, html_table, set_options, text
+from mlmagic.base.render import html_table
+from mlmagic.panel.parts import button, dropdown, set_options, text
 from mlmagic.panel.worker import Worker
 
 MAX_MODELS = 50

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import html
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 
 import ipywidgets as widgets
-
-from mlmagic.base.display import html_value
 
 WIDE = widgets.Layout(width="32em")
 LABEL_STYLE = {"description_width": "10em"}
@@ -45,24 +42,3 @@ def set_options(picker: widgets.Dropdown, handler: Callable | None, options: Seq
     finally:
         if handler is not None:
             picker.observe(handler, "value")
-
-
-def html_table(headers: Sequence[str], rows: Iterable[Sequence[object]],
-               css_class: str = "mlmagic-table") -> str:
-    """An HTML table; cells that are web addresses become links."""
-    head = "".join(f"<th style='text-align:left;padding-right:1em'>{html.escape(h)}</th>"
-                   for h in headers)
-    body = "".join(
-        "<tr>" + "".join(f"<td style='text-align:left;padding-right:1em'>"
-                         f"{html_value('' if c is None else str(c))}</td>" for c in row)
-        + "</tr>"
-        for row in rows
-    )
-    return f"<table class='{css_class}'><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-
-
-def link(label: str, url: str | None) -> str:
-    """``label`` as a link to ``url`` (plain text without one)."""
-    if not url:
-        return html.escape(label)
-    return f"<a href='{html.escape(url)}' target='_blank'>{html.escape(label)}</a>"

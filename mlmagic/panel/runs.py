@@ -13,8 +13,8 @@ import ipywidgets as widgets
 from mlmagic import core
 from mlmagic.base.config import DEFAULT_MAX_RUNS
 from mlmagic.base.display import format_duration
-from mlmagic.panel.chart import line_chart
-from mlmagic.panel.parts import dropdown, link, set_options
+from mlmagic.base.render import chart, link
+from mlmagic.panel.parts import dropdown, set_options
 from mlmagic.panel.worker import Worker
 
 if TYPE_CHECKING:
@@ -179,7 +179,7 @@ class RunsSection:
                 break
             points = self._history(run_id, key)
             series[_label(self.table, run_id)] = (list(points["step"]), list(points["value"]))
-        self.chart.value = line_chart(key, series) if series else ""
+        self.chart.value = chart(key, series, live=True) if series else ""
         if details:
             self.details.value = core.show(selected[-1])._repr_html_() if selected else ""
 
@@ -242,11 +242,11 @@ class _LiveChart:
                 continue
             key = self.preferred() if self.preferred() in set(points["key"]) else points["key"][0]
             mine = points[points["key"] == key]
-            chart = line_chart(f"live: run {self.tracked.run_name} (running), {key}",
-                               {key: (list(mine["step"]), list(mine["value"]))})
+            drawn = chart(f"live: run {self.tracked.run_name} (running), {key}",
+                          {key: (list(mine["step"]), list(mine["value"]))}, live=True)
             with self._lock:
                 if not self._stopped.is_set():
-                    self.output.value = chart
+                    self.output.value = drawn
 
 
 def _run_table(found: pd.DataFrame | None) -> pd.DataFrame:

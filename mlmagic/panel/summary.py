@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from mlmagic import core
 from mlmagic.base.display import format_duration
-from mlmagic.panel.parts import html_table
+from mlmagic.base.render import html_table
 
 if TYPE_CHECKING:
     from mlmagic.panel.view import Panel
