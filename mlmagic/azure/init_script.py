@@ -9,7 +9,7 @@ import re
 import shlex
 from pathlib import Path
 
-from mlmagic.azure.workspace import WorkspaceRef, tracking_uri_of
+from mlmagic.azure.workspace import CONFIG_KEYS, WorkspaceRef, tracking_uri_of
 from mlmagic.base.errors import InvalidInput
 
 INIT_ROOT_VARIABLE = "MLMAGIC_INIT_ROOT"
@@ -22,9 +22,8 @@ def write_init_script(path: str | Path, *, workspace: str | None, subscription: 
     """Write the init script for the workspace named (names left out come from
     ``connected``, the keys of the workspace in use, with its region); see
     :func:`mlmagic.core.setup.init_script`."""
-    names = {"subscription_id": subscription or connected.get("subscription_id"),
-             "resource_group": resource_group or connected.get("resource_group"),
-             "workspace_name": workspace or connected.get("workspace_name")}
+    names = {key: given or connected.get(key) for key, given
+             in zip(CONFIG_KEYS, (subscription, resource_group, workspace), strict=True)}
     flags = {"workspace_name": "--workspace", "subscription_id": "--subscription",
              "resource_group": "--resource-group"}
     missing = [flag for key, flag in flags.items() if not (names[key] or "").strip()]
@@ -44,9 +43,7 @@ def write_init_script(path: str | Path, *, workspace: str | None, subscription: 
     if target.is_dir() or not target.parent.is_dir():
         raise InvalidInput(f"{target} is a folder or in a folder that does not exist; give "
                            "the script's file path, e.g. mlmagic-init.sh.")
-    config = {"subscription_id": ref.subscription, "resource_group": ref.resource_group,
-              "workspace_name": ref.name}
-    script = _script_text(json.dumps(config, indent=2), tracking_uri_of(ref, region.strip()))
+    script = _script_text(json.dumps(ref.config(), indent=2), tracking_uri_of(ref, region.strip()))
     target.write_text(script, encoding="utf-8")
     target.chmod(0o755)
     return target

@@ -34,6 +34,9 @@ NO_SIGN_IN = (
 )
 
 
+CONFIG_KEYS = ("subscription_id", "resource_group", "workspace_name")  # of its config.json
+
+
 @dataclass(frozen=True)
 class WorkspaceRef:
     """Which workspace: the three names of Azure's workspace ``config.json``."""
@@ -45,8 +48,8 @@ class WorkspaceRef:
     @classmethod
     def from_config(cls, config: dict, source: str) -> WorkspaceRef:
         """From the keys of a workspace config.json (or the same keys in mlmagic's config)."""
-        missing = [k for k in ("subscription_id", "resource_group", "workspace_name")
-                   if not isinstance(config.get(k), str) or not config[k].strip()]
+        missing = [key for key in CONFIG_KEYS
+                   if not isinstance(config.get(key), str) or not config[key].strip()]
         if missing:
             raise ConfigError(
                 f"{source} lacks {', '.join(missing)}. Download the workspace's config.json "
@@ -54,6 +57,11 @@ class WorkspaceRef:
             )
         return cls(config["subscription_id"].strip(), config["resource_group"].strip(),
                    config["workspace_name"].strip())
+
+    def config(self) -> dict[str, str]:
+        """The workspace as the keys of its config.json."""
+        return dict(zip(CONFIG_KEYS, (self.subscription, self.resource_group, self.name),
+                        strict=True))
 
     @property
     def arm_id(self) -> str:
@@ -138,8 +146,7 @@ def workspace_of_uri(uri: str) -> dict:
             "this azureml:// URI names no workspace (…/subscriptions/…/resourceGroups/…/"
             "workspaces/NAME). Use %aml_connect --config config.json instead."
         )
-    return dict(zip(("subscription_id", "resource_group", "workspace_name"), found.groups(),
-                    strict=True))
+    return dict(zip(CONFIG_KEYS, found.groups(), strict=True))
 
 
 def credential(auth: str) -> Any:
@@ -181,7 +188,7 @@ def workspace_of(client: Any) -> dict:
             f"a {type(client).__name__} is not an Azure ML workspace handle. Give an "
             "azure-ai-ml MLClient made for a workspace, or an azureml-core Workspace."
         )
-    return dict(zip(("subscription_id", "resource_group", "workspace_name"), names, strict=True))
+    return dict(zip(CONFIG_KEYS, names, strict=True))
 
 
 

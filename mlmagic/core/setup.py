@@ -117,5 +117,4 @@ def _connected_workspace() -> dict:
     if connection is None or connection.backend.workspace is None:
         return {}
     ref, facts = connection.backend.workspace.ref, dict(connection.backend.facts)
-    return {"subscription_id": ref.subscription, "resource_group": ref.resource_group,
-            "workspace_name": ref.name, "region": facts.get("region")}
+    return {**ref.config(), "region": facts.get("region")}
