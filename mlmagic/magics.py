@@ -253,11 +253,9 @@ class MlMagic(Magics):
     def aml_predict(self, line: str):
         """Score a DataFrame through an endpoint: preds = %aml_predict churn df."""
         args = self._parse(self.aml_predict, line, "%aml_predict")
-        import numpy as np
-
         from mlmagic import core
 
-        return np.asarray(core.predict(args.endpoint, self._variable(args.data)))
+        return core.predict(args.endpoint, self._variable(args.data))
 
     @magic_arguments()
     @argument("model", help="NAME, NAME:VERSION, NAME@ALIAS or a model URI")

@@ -33,6 +33,10 @@ def test_deploy_predict_replace_undeploy(price, capsys):
     expected = mlflow.pyfunc.load_model("models:/price/1").predict(price.user_ns["houses"])
     assert np.allclose(price.user_ns["preds"], expected)
     assert np.allclose(price.user_ns["preds"], [49.0, 58.0])
+    import mlmagic
+
+    from_python = mlmagic.predict("svc", price.user_ns["houses"])  # the same, without magics
+    assert isinstance(from_python, np.ndarray) and np.allclose(from_python, expected)
 
     from mlmagic.core.session import current_session
 

@@ -17,6 +17,7 @@ from mlmagic.core.session import current_session
 from mlmagic.deploy import Endpoint, checked_options, target
 
 if TYPE_CHECKING:
+    import numpy as np
     import pandas as pd
 
 
@@ -84,14 +85,16 @@ def endpoints() -> pd.DataFrame:
 
 
 @interactive
-def predict(name: str, frame) -> list:
-    """Send a pandas DataFrame to the endpoint ``name``; its predictions."""
+def predict(name: str, frame) -> np.ndarray:
+    """Send a pandas DataFrame to the endpoint ``name``; its predictions, as an array (what
+    the model's own ``predict`` gives)."""
+    import numpy as np
     import pandas as pd
 
     if not isinstance(frame, pd.DataFrame):
         raise InvalidInput(f"expected a pandas DataFrame to score, got a {type(frame).__name__}.")
     endpoint = _endpoint(name)
-    return target(endpoint.target).predict(endpoint, frame)
+    return np.asarray(target(endpoint.target).predict(endpoint, frame))
 
 
 @interactive
