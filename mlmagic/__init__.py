@@ -14,13 +14,8 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-_CORE = (
-    "connect", "track", "runs", "last_run", "status", "set_experiment", "sync", "register",
-    "models", "resolve_model", "deploy", "endpoints", "predict", "undeploy", "score",
-    "submit", "jobs", "show", "compare", "download_artifact", "workspace", "autoload",
-    "init_script", "new_session",
-    "experiments", "metric_history", "set_alias", "add_run_listener",
-)
+from mlmagic.core import PUBLIC as _CORE
+
 __all__ = ["load_ipython_extension", "unload_ipython_extension", "MlmagicError", "panel",
            *_CORE]
 

@@ -54,6 +54,14 @@ _EXPORTS = {
     "init_script": "setup",
 }
 __all__ = sorted(_EXPORTS)
+# The ones ``import mlmagic`` offers as its own (``mlmagic.connect``, ...).
+PUBLIC = (
+    "connect", "track", "runs", "last_run", "status", "set_experiment", "sync", "register",
+    "models", "resolve_model", "deploy", "endpoints", "predict", "undeploy", "score",
+    "submit", "jobs", "show", "compare", "download_artifact", "workspace", "autoload",
+    "init_script", "new_session", "experiments", "metric_history", "set_alias",
+    "add_run_listener",
+)
 
 
 def __getattr__(name: str):
