@@ -104,6 +104,20 @@ def http_status(error: BaseException) -> int | None:
     return None
 
 
+LOGGED_MODELS_ADVICE = (
+    "this store has no MLflow 3 logged-models API (it answered 404 to "
+    "/api/2.0/mlflow/logged-models, as Azure ML workspaces did through 2026), so log_model "
+    "cannot work here. Save the model and log it as run artifacts instead: "
+    "mlflow.sklearn.save_model(model, 'model') then mlflow.log_artifacts('model', 'model'); "
+    "--register and %aml_register find it there.")
+
+
+def logged_models_missing(error: BaseException) -> bool:
+    """Whether ``error`` is a store answering 404 to MLflow 3's logged-models API."""
+    mentioned = any("/mlflow/logged-models" in str(item) for item in exception_chain(error))
+    return mentioned and http_status(error) == 404
+
+
 def refusal_reason(message: str) -> str:
     """Why a model refused an input, from MLflow's message: the first line after its last
     "Error: " (MLflow quotes the whole input first: "Failed to enforce schema of data

@@ -19,7 +19,7 @@ from mlmagic.base.checks import (
 from mlmagic.base.display import Card, card
 from mlmagic.base.env import temporary_env
 from mlmagic.base.errors import InvalidInput, NotFound
-from mlmagic.base.failures import explain
+from mlmagic.base.failures import explain, logged_models_missing
 from mlmagic.base.secrets import error_line
 from mlmagic.core.connection import ensure_connected
 from mlmagic.core.interactive import interactive
@@ -220,12 +220,10 @@ def _logged_model_uri(client, run_id: str, path: str) -> str:
     """The URI of the model the run logged under ``path`` (MLflow 3's logged models first,
     then a model saved among the run's artifacts)."""
     run = stored_run(client, run_id)
-    named = f" AND name = '{_quoted(path)}'" if path else ""
-    logged = client.search_logged_models(
-        [run.info.experiment_id], filter_string=f"source_run_id = '{run_id}'{named}"
-    )
+    logged = _logged_models(client, run, path)
     if logged:
         return f"models:/{max(logged, key=lambda m: m.creation_timestamp).model_id}"
+    path = path or _saved_model_folder(client, run_id)
     if path is None:
         raise NotFound(
             f"the run {run_id} logged no model, so nothing was registered. Log one in the "
@@ -244,6 +242,29 @@ def _logged_model_uri(client, run_id: str, path: str) -> str:
             "(mlflow.sklearn.log_model(model, name='model')) or give --path."
         )
     return artifact_uri
+
+
+def _logged_models(client, run, path: str | None) -> list:
+    """MLflow 3's logged models of the run (named ``path``, if given); none where the store
+    has no logged-models API (a model can still be saved among the run's artifacts)."""
+    from mlflow.exceptions import MlflowException
+
+    named = f" AND name = '{_quoted(path)}'" if path else ""
+    try:
+        return client.search_logged_models(
+            [run.info.experiment_id], filter_string=f"source_run_id = '{run.info.run_id}'{named}")
+    except MlflowException as error:
+        if logged_models_missing(error):
+            return []
+        raise
+
+
+def _saved_model_folder(client, run_id: str) -> str | None:
+    """The run's top artifact folder that holds an MLflow model (an MLmodel file), if any."""
+    for folder in (item.path for item in client.list_artifacts(run_id) if item.is_dir):
+        if any(item.path == f"{folder}/MLmodel" for item in client.list_artifacts(run_id, folder)):
+            return folder
+    return None
 
 
 def _check_model_at(source: str) -> None:

@@ -17,7 +17,12 @@ from typing import TYPE_CHECKING
 from mlmagic.base.checks import checked_model_name, checked_params
 from mlmagic.base.display import Card, card, format_duration, notify, silenced
 from mlmagic.base.errors import InvalidInput
-from mlmagic.base.failures import explain, network_failure
+from mlmagic.base.failures import (
+    LOGGED_MODELS_ADVICE,
+    explain,
+    logged_models_missing,
+    network_failure,
+)
 from mlmagic.base.secrets import (
     error_line,
     is_secret_name,
@@ -138,7 +143,7 @@ def track(
         start_recording(recorder)
         recorder.start()
     uploads: list[threading.Thread | None] = []
-    status = "FAILED"
+    status, advice = "FAILED", None
     try:
         if start_interrupted.seen:
             raise KeyboardInterrupt
@@ -158,6 +163,7 @@ def track(
         text = scrub("".join(traceback.format_exception(error)), connection.tracking_uri,
                      secret_literals(source or ""))
         uploads.append(_keep_text(sink, run, text, TRACEBACK_ARTIFACT))
+        advice = LOGGED_MODELS_ADVICE if logged_models_missing(error) else None
         raise
     finally:
         closing = partial(_close, tracked, recorder, sink, outer, status, quiet, uploads,
@@ -165,6 +171,8 @@ def track(
         if run_to_end(closing) and status == "FINISHED":
             notify("the interrupt came while the finished cell's run was being closed; the run "
                    "is complete (FINISHED).")
+        if advice:
+            notify(advice)
     if register is not None:
         tracked.registered = _register_logged_model(register, tracked)
 

@@ -15,7 +15,13 @@ import pytest
 from mlmagic.base import checks
 from mlmagic.base.env import temporary_env
 from mlmagic.base.errors import InvalidInput
-from mlmagic.base.failures import failure_reason, http_status, refusal_reason, transient
+from mlmagic.base.failures import (
+    failure_reason,
+    http_status,
+    logged_models_missing,
+    refusal_reason,
+    transient,
+)
 from mlmagic.base.secrets import (
     is_secret_name,
     mask_secret_literals,
@@ -135,6 +141,22 @@ def test_a_full_disk_is_named_whatever_the_error_was_handling():
 ])
 def test_transient_failures_are_the_ones_worth_a_second_try(error, passes):
     assert transient(error) is passes
+
+
+@pytest.mark.parametrize(("message", "missing"), [
+    # what MLflow 3 raises against Azure ML (azure-sdk-for-python#44896)
+    ("API request to endpoint /api/2.0/mlflow/logged-models failed with error code 404 != 200."
+     " Response body: ''", True),
+    ("API request to endpoint /api/2.0/mlflow/logged-models/search failed with error code 404"
+     " != 200. Response body: ''", True),
+    ("API request to endpoint /api/2.0/mlflow/logged-models failed with error code 403 != 200",
+     False),
+    ("API request to endpoint /api/2.0/mlflow/runs/get failed with error code 404 != 200", False),
+])
+def test_a_store_without_logged_models_is_recognised(message, missing):
+    from mlflow.exceptions import MlflowException
+
+    assert logged_models_missing(MlflowException(message)) is missing
 
 
 @pytest.mark.parametrize(("check", "value"), [
