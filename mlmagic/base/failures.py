@@ -107,9 +107,9 @@ def http_status(error: BaseException) -> int | None:
 LOGGED_MODELS_ADVICE = (
     "this store has no MLflow 3 logged-models API (it answered 404 to "
     "/api/2.0/mlflow/logged-models, as Azure ML workspaces did through 2026), so log_model "
-    "cannot work here. Save the model and log it as run artifacts instead: "
-    "mlflow.sklearn.save_model(model, 'model') then mlflow.log_artifacts('model', 'model'); "
-    "--register and %aml_register find it there.")
+    "cannot work here. Save the model into a new folder and log that as the run's artifacts "
+    "instead: mlflow.sklearn.save_model(model, path), then mlflow.log_artifacts(path, "
+    "'model'); --register and %aml_register find it there.")
 
 
 def logged_models_missing(error: BaseException) -> bool:
