@@ -18,7 +18,8 @@ from mlmagic.base.render import chart, html_table
 from mlmagic.base.secrets import error_line, redact_uri
 from mlmagic.core.connection import ensure_connected
 from mlmagic.core.interactive import interactive
-from mlmagic.core.session import current_session, last_run_id
+from mlmagic.core.search import run_artifact_paths
+from mlmagic.core.session import last_run_id
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -91,9 +92,8 @@ def show(run: str = "last") -> RunDetails:
     artifacts and its link."""
 
     found = find_run(run)
-    client = ensure_connected().client()
-    connection = current_session().connection
-    return RunDetails(found, tuple(_artifact_paths(client, found.info.run_id)),
+    connection = ensure_connected()
+    return RunDetails(found, tuple(run_artifact_paths(found, connection.tracking_uri)),
                       connection.run_url(found.info.run_id, found.info.experiment_id))
 
 
@@ -110,8 +110,7 @@ def download_artifact(run: str, path: str, destination: str | Path = ".") -> Pat
     if destination.exists() and not destination.is_dir():
         raise InvalidInput(f"{destination} is a file; give a folder to download into.")
     found = find_run(run)
-    known = _artifact_paths(ensure_connected().client(),
-                            found.info.run_id)
+    known = run_artifact_paths(found, ensure_connected().tracking_uri)
     if not any(p == wanted or p.startswith(wanted + "/") for p in known):
         raise NotFound(f"the run {found.info.run_name} has no artifact '{path}'. It has: "
                        f"{', '.join(known) or 'none'}.")
@@ -124,15 +123,6 @@ def download_artifact(run: str, path: str, destination: str | Path = ".") -> Pat
     except MlflowException as error:
         raise NotFound(f"could not download '{path}': {error_line(error)}") from None
 
-
-def _artifact_paths(client, run_id: str, folder: str | None = None) -> list[str]:
-    paths = []
-    for item in client.list_artifacts(run_id, folder):
-        if item.is_dir:
-            paths += _artifact_paths(client, run_id, item.path)
-        else:
-            paths.append(item.path)
-    return paths
 
 
 def _pairs(values: dict) -> str:

@@ -23,7 +23,7 @@ from mlmagic.base.failures import explain, logged_models_missing
 from mlmagic.base.secrets import error_line
 from mlmagic.core.connection import ensure_connected
 from mlmagic.core.interactive import interactive
-from mlmagic.core.search import stored_run
+from mlmagic.core.search import run_artifact_paths, stored_run
 from mlmagic.core.session import current_session, last_run_id
 
 if TYPE_CHECKING:
@@ -223,20 +223,22 @@ def _logged_model_uri(client, run_id: str, path: str) -> str:
     logged = _logged_models(client, run, path)
     if logged:
         return f"models:/{max(logged, key=lambda m: m.creation_timestamp).model_id}"
-    path = path or _saved_model_folder(client, run_id)
+    try:
+        files = run_artifact_paths(run, client.tracking_uri)
+    except Exception as error:
+        if explain(error, client.tracking_uri) is not None:
+            raise
+        files = []
+    saved = [file.removesuffix("/MLmodel") for file in files
+             if file.count("/") == 1 and file.endswith("/MLmodel")]
+    path = path or (saved[0] if saved else None)
     if path is None:
         raise NotFound(
             f"the run {run_id} logged no model, so nothing was registered. Log one in the "
             "cell, e.g. mlflow.sklearn.log_model(model, name='model')."
         )
     artifact_uri = f"runs:/{run_id}/{path}"
-    try:
-        listed = [artifact.path for artifact in client.list_artifacts(run_id, path)]
-    except Exception as error:
-        if explain(error, client.tracking_uri) is not None:
-            raise
-        listed = []
-    if f"{path.strip('/')}/MLmodel" not in listed:
+    if f"{path.strip('/')}/MLmodel" not in files:
         raise NotFound(
             f"the run {run_id} has no model at '{path}'. Log one in the run "
             "(mlflow.sklearn.log_model(model, name='model')) or give --path."
@@ -258,13 +260,6 @@ def _logged_models(client, run, path: str | None) -> list:
             return []
         raise
 
-
-def _saved_model_folder(client, run_id: str) -> str | None:
-    """The run's top artifact folder that holds an MLflow model (an MLmodel file), if any."""
-    for folder in (item.path for item in client.list_artifacts(run_id) if item.is_dir):
-        if any(item.path == f"{folder}/MLmodel" for item in client.list_artifacts(run_id, folder)):
-            return folder
-    return None
 
 
 def _check_model_at(source: str) -> None:

@@ -61,6 +61,23 @@ def stored_run(client, run_id: str):
                        "runs with %aml_runs.") from None
 
 
+def run_artifact_paths(run, tracking_uri: str, folder: str | None = None) -> list[str]:
+    """Every file the run keeps among its artifacts (under ``folder``), read from its artifact
+    store: MLflow 3's own listing also asks the logged-models API, which some stores lack
+    (Azure ML's answered 404 through 2026), and never lists MLflow 3's logged models anyway."""
+    from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+
+    repository = get_artifact_repository(run.info.artifact_uri, tracking_uri=tracking_uri)
+
+    def files(under: str | None) -> list[str]:
+        found = []
+        for item in repository.list_artifacts(under):
+            found += files(item.path) if item.is_dir else [item.path]
+        return found
+
+    return files(folder)
+
+
 @interactive
 def runs(
     experiment: str | None = None,
