@@ -97,10 +97,13 @@ def only_line(capsys) -> str:
 def azure_service(tmp_path_factory):
     """The Azure emulator on 127.0.0.1 for the whole session, its MLflow API forwarded to a
     real `mlflow server` of its own (the workspace's store)."""
-    from azure_emulator import AzureEmulator, Workspace
-    from azure_endpoints import add_endpoint_routes
-    from azure_jobs import add_job_routes
-    from azure_legacy import add_legacy_routes
+    from support.azure import (
+        AzureEmulator,
+        Workspace,
+        add_endpoint_routes,
+        add_job_routes,
+        add_legacy_routes,
+    )
 
     server = MlflowServer(tmp_path_factory.mktemp("workspace-store")).start()
     emulator = AzureEmulator(

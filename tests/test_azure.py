@@ -1,5 +1,5 @@
 """Azure ML through the real azure-ai-ml / azureml-mlflow packages, against the HTTPS emulator
-of the Azure REST surface (tests/azure_emulator.py) on 127.0.0.1."""
+of the Azure REST surface (tests/support/azure/) on 127.0.0.1."""
 
 from __future__ import annotations
 

@@ -19,7 +19,7 @@ import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from azure_emulator import BLOB_ACCOUNT, WORKSPACE_PATH, AzureEmulator, Response, json_response
+from .emulator import BLOB_ACCOUNT, WORKSPACE_PATH, AzureEmulator, Response, json_response
 
 MMS = r"/modelmanagement/v1\.0" + WORKSPACE_PATH
 AKS_DEFAULTS = {  # what the service fills in when a deployment configuration leaves it out

@@ -27,7 +27,9 @@ import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from azure_emulator import (
+from servers import clean_environment
+
+from .emulator import (
     BLOB_ACCOUNT,
     WORKSPACE_PATH,
     AzureEmulator,
@@ -35,7 +37,6 @@ from azure_emulator import (
     arm_error,
     json_response,
 )
-from servers import clean_environment
 
 COMPUTE = WORKSPACE_PATH + r"/computes/(?P<compute>[^/]+)"
 CODE = WORKSPACE_PATH + r"/codes/(?P<name>[^/]+)/versions"

@@ -14,7 +14,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from azure_emulator import WORKSPACE_PATH, AzureEmulator, Response, arm_error, json_response
+from .emulator import WORKSPACE_PATH, AzureEmulator, Response, arm_error, json_response
 
 ENDPOINT = WORKSPACE_PATH + r"/onlineEndpoints/(?P<endpoint>[^/]+)"
 DEPLOYMENT = ENDPOINT + r"/deployments/(?P<deployment>[^/]+)"
