@@ -162,9 +162,9 @@ def test_an_azureml_core_workspace_can_be_reused(shell, azure, capsys):
 
 
 def test_a_tracked_cell_outlives_its_token(shell, azure, capsys):
-    azure.token_lifetime = 2.0
+    azure.identity.token_lifetime = 2.0
     shell.run_line_magic("aml_connect", WORKSPACE_FLAGS + " --auth managed-identity")
-    issued = len(azure.tokens)
+    issued = len(azure.identity.tokens)
     cell = (
         "%%track --name long\n"
         "import mlflow, time\n"
@@ -176,7 +176,7 @@ def test_a_tracked_cell_outlives_its_token(shell, azure, capsys):
     run_id = current_session().last_tracked.run_id
     history = workspace_store(azure).get_metric_history(run_id, "loss")
     assert len(history) == 6
-    assert len(azure.tokens) > issued
+    assert len(azure.identity.tokens) > issued
     assert not [r for r in azure.requests if r.status == 401]
 
 
@@ -209,12 +209,12 @@ def test_wrong_workspace_settings_give_one_line_and_change_nothing(
 def test_no_credentials_or_a_refused_token_give_one_line_without_secrets(
     shell, azure, capsys, monkeypatch, caplog
 ):
-    azure.refuse_tokens = True
+    azure.identity.refuse_tokens = True
     shell.run_cell(f"%aml_connect {WORKSPACE_FLAGS} --auth managed-identity")
     line = only_line(capsys)
     assert "cannot sign in to Azure" in line and "az login" in line
 
-    azure.refuse_tokens = False
+    azure.identity.refuse_tokens = False
     for name in ("IDENTITY_ENDPOINT", "IDENTITY_HEADER", "MSI_ENDPOINT", "MSI_SECRET"):
         monkeypatch.delenv(name)
     started = time.monotonic()
@@ -253,7 +253,8 @@ def test_no_token_or_identity_secret_is_ever_shown(shell, azure, capsys):
     shell.run_cell("%%track\nimport mlflow\nmlflow.log_metric('m', 1.0)")
     shell.run_line_magic("aml_status", "")
     out = "".join(capsys.readouterr())
-    assert azure.tokens and not any(token in out for token in azure.tokens)
+    tokens = azure.identity.tokens
+    assert tokens and not any(token in out for token in tokens)
     assert "emulator-identity-header" not in out and "sig=" not in out
 
 

@@ -14,7 +14,8 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from .emulator import WORKSPACE_PATH, AzureEmulator, Response, arm_error, json_response
+from .emulator import OPEN, WORKSPACE_PATH, AzureEmulator
+from .responses import Response, arm_error, json_response
 
 ENDPOINT = WORKSPACE_PATH + r"/onlineEndpoints/(?P<endpoint>[^/]+)"
 DEPLOYMENT = ENDPOINT + r"/deployments/(?P<deployment>[^/]+)"
@@ -47,6 +48,11 @@ class Endpoints:
     operations: dict[str, Operation] = field(default_factory=dict)
     models: dict[str, object] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def clear(self) -> None:
+        """Forget every endpoint (between tests)."""
+        for held in (self.failing_deployments, self.endpoints, self.deployments, self.keys):
+            held.clear()
 
     # -- long-running operations ---------------------------------------------------------
 
@@ -86,7 +92,7 @@ class Endpoints:
     # -- endpoints -----------------------------------------------------------------------
 
     def put_endpoint(self, sub, rg, ws, endpoint, headers, body, query, **_) -> Response:
-        found = self.emulator.checked_workspace(sub, rg, ws, headers)
+        found = self.emulator.find_workspace(sub, rg, ws)
         if isinstance(found, Response):
             return found
         sent = json.loads(body)
@@ -124,7 +130,7 @@ class Endpoints:
 
     def _refused(self, sub, rg, ws, endpoint, headers) -> Response | None:
         """The error for a request about a missing endpoint (or workspace, or token)."""
-        found = self.emulator.checked_workspace(sub, rg, ws, headers)
+        found = self.emulator.find_workspace(sub, rg, ws)
         if isinstance(found, Response):
             return found
         if endpoint not in self.endpoints:
@@ -144,13 +150,13 @@ class Endpoints:
         return refused or json_response(200, self._current(self.endpoints[endpoint]))
 
     def list_endpoints(self, sub, rg, ws, headers, **_) -> Response:
-        found = self.emulator.checked_workspace(sub, rg, ws, headers)
+        found = self.emulator.find_workspace(sub, rg, ws)
         if isinstance(found, Response):
             return found
         return json_response(200, {"value": [self._current(e) for e in self.endpoints.values()]})
 
     def delete_endpoint(self, sub, rg, ws, endpoint, headers, query, **_) -> Response:
-        found = self.emulator.checked_workspace(sub, rg, ws, headers)
+        found = self.emulator.find_workspace(sub, rg, ws)
         if isinstance(found, Response):
             return found
         with self.lock:
@@ -173,7 +179,7 @@ class Endpoints:
         refused = self._refused(sub, rg, ws, endpoint, headers)
         if refused:
             return refused
-        found = self.emulator.checked_workspace(sub, rg, ws, headers)
+        found = self.emulator.find_workspace(sub, rg, ws)
         sent = json.loads(body)
         properties = sent.get("properties", {})
         wanted = (sent.get("sku") or {}).get("capacity", 1)
@@ -205,7 +211,7 @@ class Endpoints:
         return self._accepted(resource, operation_id, query)
 
     def get_deployment(self, sub, rg, ws, endpoint, deployment, headers, **_) -> Response:
-        found = self.emulator.checked_workspace(sub, rg, ws, headers)
+        found = self.emulator.find_workspace(sub, rg, ws)
         if isinstance(found, Response):
             return found
         resource = self.deployments.get((endpoint, deployment))
@@ -214,7 +220,7 @@ class Endpoints:
         return json_response(200, self._current(resource))
 
     def list_deployments(self, sub, rg, ws, endpoint, headers, **_) -> Response:
-        found = self.emulator.checked_workspace(sub, rg, ws, headers)
+        found = self.emulator.find_workspace(sub, rg, ws)
         if isinstance(found, Response):
             return found
         return json_response(200, {"value": [self._current(r) for (e, _), r
@@ -222,7 +228,7 @@ class Endpoints:
 
     def delete_deployment(self, sub, rg, ws, endpoint, deployment, headers, query, **_
                           ) -> Response:
-        found = self.emulator.checked_workspace(sub, rg, ws, headers)
+        found = self.emulator.find_workspace(sub, rg, ws)
         if isinstance(found, Response):
             return found
         traffic = (self.endpoints.get(endpoint) or {}).get("properties", {}).get("traffic") or {}
@@ -287,6 +293,7 @@ class Endpoints:
 def add_endpoint_routes(emulator: AzureEmulator) -> Endpoints:
     """Teach the emulator online endpoints; the returned object holds their state."""
     state = Endpoints(emulator)
+    emulator.parts.append(state)
     emulator.route("GET", r"/operations/(?P<operation_id>[^/]+)", state.operation)
     emulator.route("GET", WORKSPACE_PATH + r"/onlineEndpoints", state.list_endpoints)
     emulator.route("PUT", ENDPOINT, state.put_endpoint)
@@ -297,5 +304,5 @@ def add_endpoint_routes(emulator: AzureEmulator) -> Endpoints:
     emulator.route("PUT", DEPLOYMENT, state.put_deployment)
     emulator.route("GET", DEPLOYMENT, state.get_deployment)
     emulator.route("DELETE", DEPLOYMENT, state.delete_deployment)
-    emulator.route("POST", r"/score/(?P<endpoint>[^/]+)", state.score)
+    emulator.route("POST", r"/score/(?P<endpoint>[^/]+)", state.score, plane=OPEN)
     return state

@@ -19,7 +19,9 @@ import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .emulator import BLOB_ACCOUNT, WORKSPACE_PATH, AzureEmulator, Response, json_response
+from .emulator import OPEN, WORKSPACE_PATH, AzureEmulator
+from .network import BLOB_ACCOUNT
+from .responses import Response, json_response
 
 MMS = r"/modelmanagement/v1\.0" + WORKSPACE_PATH
 AKS_DEFAULTS = {  # what the service fills in when a deployment configuration leaves it out
@@ -60,7 +62,7 @@ class Services:
     def create_uploads(self, **request) -> Response:
         """The artifact service's batch create, its upload URLs by storage host name, as
         azureml-core rebuilds them from the account name (reached through the proxy)."""
-        response = self.emulator.artifacts_create(**request)
+        response = self.emulator.storage.create(**request)
         path_style = f"{self.emulator.url}/{BLOB_ACCOUNT}/".encode()
         response.body = response.body.replace(path_style, f"https://{BLOB_ACCOUNT}/".encode())
         return response
@@ -309,15 +311,20 @@ def _now() -> str:
 def add_legacy_routes(emulator: AzureEmulator) -> Services:
     """Teach the emulator SDK v1 model management; the returned object holds its state."""
     state = Services(emulator)
-    emulator.route("POST", r"/artifact/v2\.0" + WORKSPACE_PATH + r"/artifacts/batch/metadata/"
-                   r"(?P<origin>[^/]+)/(?P<container>[^/]+)", state.create_uploads)
-    emulator.route("GET", MMS + r"/models/(?P<model_id>[^/]+)", state.get_model)
-    emulator.route("POST", MMS + r"/services", state.create_service)
-    emulator.route("POST", MMS + r"/services/validate", state.validate)
-    emulator.route("GET", MMS + r"/services", state.list_services)
-    emulator.route("GET", MMS + r"/services/(?P<name>[^/]+)", state.get_service)
-    emulator.route("DELETE", MMS + r"/services/(?P<name>[^/]+)", state.delete_service)
-    emulator.route("POST", MMS + r"/services/(?P<name>[^/]+)/listkeys", state.list_keys)
-    emulator.route("GET", MMS + r"/operations/(?P<operation_id>[^/]+)", state.get_operation)
-    emulator.route("POST", r"/v1score/(?P<name>[^/]+)", state.score)
+    emulator.parts.append(state)
+    service = MMS + r"/services/(?P<name>[^/]+)"
+    for method, pattern, handler in (
+        ("POST", r"/artifact/v2\.0" + WORKSPACE_PATH + r"/artifacts/batch/metadata/"
+                 r"(?P<origin>[^/]+)/(?P<container>[^/]+)", state.create_uploads),
+        ("GET", MMS + r"/models/(?P<model_id>[^/]+)", state.get_model),
+        ("POST", MMS + r"/services", state.create_service),
+        ("POST", MMS + r"/services/validate", state.validate),
+        ("GET", MMS + r"/services", state.list_services),
+        ("GET", service, state.get_service),
+        ("DELETE", service, state.delete_service),
+        ("POST", service + r"/listkeys", state.list_keys),
+        ("GET", MMS + r"/operations/(?P<operation_id>[^/]+)", state.get_operation),
+    ):
+        emulator.route(method, pattern, handler, plane=OPEN)
+    emulator.route("POST", r"/v1score/(?P<name>[^/]+)", state.score, plane=OPEN)
     return state
