@@ -163,6 +163,25 @@ def error_after_progress(capsys) -> str:
     return others[0]
 
 
+def register_raw_model(shell, azure, name: str = "price-raw") -> str:
+    """Register, as a colleague could with azure-ai-ml, a model that is no MLflow model (a
+    pickle, no MLmodel) from a run tracked in the shell; its version."""
+    from mlflow import MlflowClient
+
+    from mlmagic.core.session import current_session
+
+    assert shell.run_cell(
+        "%%track --name raw-weights\n"
+        "import mlflow, pickle\n"
+        "open('weights.pkl', 'wb').write(pickle.dumps({'rooms': 10.0, 'age': -1.0}))\n"
+        "mlflow.log_artifact('weights.pkl', 'raw')\n").success
+    run_id = current_session().last_tracked.run_id
+    store = MlflowClient(tracking_uri=azure.mlflow_url)
+    if not store.search_registered_models(f"name = '{name}'"):
+        store.create_registered_model(name)
+    return store.create_model_version(name, f"runs:/{run_id}/raw", run_id).version
+
+
 def latest_price_version(azure) -> str:
     from mlflow import MlflowClient
 

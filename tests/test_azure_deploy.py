@@ -15,6 +15,7 @@ from conftest import (
     error_after_progress,
     latest_price_version,
     only_line,
+    register_raw_model,
 )
 
 from mlmagic.core.session import new_session
@@ -84,6 +85,17 @@ def test_a_deployment_that_fails_to_provision_is_cleaned_up(priced, azure, capsy
     line = error_after_progress(capsys)
     assert "failed to provision" in line and "studio:" in line
     assert "price-bad" not in azure.online.endpoints  # nothing half-created left behind
+
+
+def test_a_model_that_is_no_mlflow_model_is_refused_before_anything_is_made(priced, azure,
+                                                                           capsys):
+    version = register_raw_model(priced, azure)  # a pickle, no MLmodel
+    capsys.readouterr()
+    azure.requests.clear()
+    assert not priced.run_cell(
+        f"%aml_deploy price-raw:{version} --target online --endpoint price-raw").success
+    assert f"price-raw version {version} is not an MLflow model" in only_line(capsys)
+    assert not [r for r in azure.requests if r.method == "PUT"]
 
 
 def test_online_target_needs_a_workspace(shell, capsys):
