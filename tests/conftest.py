@@ -24,6 +24,11 @@ PRICE_CELL = (
     "                         pip_requirements=['scikit-learn'])\n"
 )
 
+NO_SUCH_PACKAGE = "mlmagic-no-such-package"  # on no package index
+# The same model needing a package no index has: it loads here, but no image can be built.
+UNBUILDABLE_CELL = PRICE_CELL.replace("--register price", "--register price-unbuildable").replace(
+    "pip_requirements=['scikit-learn']", f"pip_requirements=['scikit-learn', '{NO_SUCH_PACKAGE}']")
+
 
 @pytest.fixture(autouse=True)
 def workdir(tmp_path, monkeypatch):

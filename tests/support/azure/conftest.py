@@ -8,14 +8,16 @@ import pickle
 
 import pytest
 
-PRICE, RAW = "emulated-price", "emulated-raw"
+PRICE, RAW, UNBUILDABLE = "emulated-price", "emulated-raw", "emulated-unbuildable"
+NO_SUCH_PACKAGE = "mlmagic-no-such-package"  # on no package index
 
 
 @pytest.fixture(scope="session")
 def registered(azure_service) -> dict[str, str]:
-    """Two models in the workspace's registry, by name: an MLflow model (price = 10 * rooms -
-    age) and a model that is only a pickle, no MLmodel. Their files are put in the blob store
-    where a run's artifacts are; the versions are made in the workspace's MLflow store."""
+    """Three models in the workspace's registry, by name: an MLflow model (price = 10 * rooms -
+    age), the same needing a package that does not exist, and a model that is only a pickle,
+    no MLmodel. Their files are put in the blob store where a run's artifacts are; the
+    versions are made in the workspace's MLflow store."""
     import mlflow
     import pandas as pd
     from sklearn.linear_model import LinearRegression
@@ -27,10 +29,12 @@ def registered(azure_service) -> dict[str, str]:
     houses = pd.DataFrame({"rooms": [1.0, 2.0, 3.0], "age": [30.0, 20.0, 5.0]})
     fitted = LinearRegression().fit(houses, 10 * houses["rooms"] - houses["age"])
     mlflow.sklearn.save_model(fitted, folder / "model")
+    mlflow.sklearn.save_model(fitted, folder / "unbuildable",
+                              pip_requirements=["scikit-learn", NO_SUCH_PACKAGE])
     (folder / "raw").mkdir()
     (folder / "raw" / "weights.pkl").write_bytes(pickle.dumps(fitted))
     versions = {}
-    for name, path in ((PRICE, "model"), (RAW, "raw")):
+    for name, path in ((PRICE, "model"), (RAW, "raw"), (UNBUILDABLE, "unbuildable")):
         client.create_registered_model(name)
         versions[name] = client.create_model_version(name, f"runs:/{run}/{path}", run).version
     return versions
