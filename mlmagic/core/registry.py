@@ -225,9 +225,8 @@ def _logged_model_uri(client, run_id: str, path: str) -> str:
     then a model saved among the run's artifacts)."""
     run = stored_run(client, run_id)
     named = f" AND name = '{_quoted(path)}'" if path else ""
-    logged = client.search_logged_models(
-        [run.info.experiment_id], filter_string=f"source_run_id = '{run_id}'{named}"
-    )
+    logged = _logged_models(client, run.info.experiment_id,
+                            f"source_run_id = '{run_id}'{named}")
     if logged:
         return f"models:/{max(logged, key=lambda m: m.creation_timestamp).model_id}"
     if path is None:
@@ -248,6 +247,19 @@ def _logged_model_uri(client, run_id: str, path: str) -> str:
             "(mlflow.sklearn.log_model(model, name='model')) or give --path."
         )
     return artifact_uri
+
+
+def _logged_models(client, experiment_id: str, filter_string: str) -> list:
+    """MLflow 3's logged models that match; none where the store has no such API (404, as
+    Azure ML's MLflow service answered through 2026)."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client.search_logged_models([experiment_id], filter_string=filter_string)
+    except MlflowException as error:
+        if error.error_code != "ENDPOINT_NOT_FOUND":
+            raise
+        return []
 
 
 def _check_model_at(source: str) -> None:
