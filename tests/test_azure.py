@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from pathlib import Path
 
@@ -14,6 +15,8 @@ import pytest
 from conftest import PRICE_CELL, WORKSPACE_FLAGS, WSID, only_line
 from mlflow import MlflowClient
 from nbclient import NotebookClient
+from support.azure.emulator import MANAGED_IDENTITY_VARIABLES
+from support.azure.identity import TENANT
 
 from mlmagic.core.session import current_session, new_session
 
@@ -246,6 +249,22 @@ def test_service_principal_secrets_come_only_from_the_environment(shell, azure, 
     shell.run_cell(f"%aml_connect {WORKSPACE_FLAGS} --auth service-principal")
     line = only_line(capsys)
     assert "AZURE_TENANT_ID, AZURE_CLIENT_ID, AZURE_CLIENT_SECRET" in line
+
+
+def test_a_service_principal_from_the_environment_signs_in_and_tracks(shell, azure, capsys,
+                                                                      monkeypatch):
+    for name in MANAGED_IDENTITY_VARIABLES:
+        monkeypatch.delenv(name)
+    for name, value in azure.environment(service_principal=True).items():
+        monkeypatch.setenv(name, value)
+    connection = shell.run_line_magic("aml_connect", WORKSPACE_FLAGS + " --auth service-principal")
+    assert "ws-churn" in repr(connection)
+    assert shell.run_cell("%%track --name sp\nimport mlflow\nmlflow.log_metric('m', 1.0)").success
+    run = workspace_store(azure).get_run(current_session().last_tracked.run_id)
+    assert run.data.metrics == {"m": 1.0}
+    assert f"/{TENANT}/oauth2/v2.0/token" in azure.paths(f"/{TENANT}/")
+    assert not azure.paths("/msi/")
+    assert os.environ["AZURE_CLIENT_SECRET"] not in "".join(capsys.readouterr())
 
 
 def test_no_token_or_identity_secret_is_ever_shown(shell, azure, capsys):
