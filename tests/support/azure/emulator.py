@@ -104,6 +104,7 @@ class AzureEmulator:
         self.storage = Storage(self, root)
         self.certificate = root / "emulator-ca.pem"
         self._servers: list[ThreadingHTTPServer] = []
+        self._proxy: ThreadingHTTPServer | None = None
         self.routes: list[Route] = []
         self.parts: list = []  # what add_*_routes added: each has clear()
         self._add_core_routes()
@@ -205,7 +206,7 @@ class AzureEmulator:
         """Answer ``method`` requests whose path matches ``pattern`` with ``handler``, after
         the checks of its ``plane`` (ARM, DATA or OPEN); ``first``: ahead of the others."""
         route = Route(method, re.compile(pattern + r"/?$"), handler, plane)
-        self.routes.insert(0, route) if first else self.routes.append(route)
+        self.routes.insert(0 if first else len(self.routes), route)
 
     def serve(self, method: str, path: str, query: dict[str, str], headers, body: bytes
               ) -> Response:
