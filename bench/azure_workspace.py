@@ -26,7 +26,7 @@ LOOP = "for step in range({n}):\n    mlflow.log_metric('loss', 1.0 / (step + 1),
 def measure(rounds: int = 3) -> dict:
     """Connect seconds and per-point milliseconds, with the ratios."""
     import mlflow
-    from azure_emulator import AzureEmulator, Workspace
+    from support.azure import AzureEmulator, Workspace
 
     with tempfile.TemporaryDirectory() as folder:
         root = Path(folder)

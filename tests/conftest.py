@@ -24,6 +24,11 @@ PRICE_CELL = (
     "                         pip_requirements=['scikit-learn'])\n"
 )
 
+NO_SUCH_PACKAGE = "mlmagic-no-such-package"  # on no package index
+# The same model needing a package no index has: it loads here, but no image can be built.
+UNBUILDABLE_CELL = PRICE_CELL.replace("--register price", "--register price-unbuildable").replace(
+    "pip_requirements=['scikit-learn']", f"pip_requirements=['scikit-learn', '{NO_SUCH_PACKAGE}']")
+
 
 @pytest.fixture(autouse=True)
 def workdir(tmp_path, monkeypatch):
@@ -41,8 +46,8 @@ def workdir(tmp_path, monkeypatch):
 
 
 def _reset_session() -> None:
-    if "mlflow" not in sys.modules:
-        return
+    if "mlflow" not in sys.modules or "mlmagic.core.session" not in sys.modules:
+        return  # nothing to reset (and no reason to import mlmagic, e.g. for the emulators)
     import mlflow
 
     from mlmagic.core.session import new_session
@@ -96,21 +101,15 @@ def only_line(capsys) -> str:
 @pytest.fixture(scope="session")
 def azure_service(tmp_path_factory):
     """The Azure emulator on 127.0.0.1 for the whole session, its MLflow API forwarded to a
-    real `mlflow server` of its own (the workspace's store)."""
-    from azure_emulator import AzureEmulator, Workspace
-    from azure_endpoints import add_endpoint_routes
-    from azure_jobs import add_job_routes
-    from azure_legacy import add_legacy_routes
+    real `mlflow server` of its own (the workspace's store), a Kubernetes cluster attached."""
+    from support.azure import Workspace, start_workspace
 
     server = MlflowServer(tmp_path_factory.mktemp("workspace-store")).start()
-    emulator = AzureEmulator(
-        tmp_path_factory.mktemp("azure"), server.url,
+    emulator = start_workspace(
+        tmp_path_factory.mktemp("azure"), server,
         Workspace("6d1c3a52-0000-4b1e-9c1f-2f6f1a7e0001", "rg-notebooks", "ws-churn"),
-    ).start()
-    emulator.online = add_endpoint_routes(emulator)
-    emulator.legacy = add_legacy_routes(emulator)
+    )
     emulator.computes.add("k8s-cluster")
-    emulator.jobs = add_job_routes(emulator, server.root / "server.db")
     yield emulator
     emulator.stop()
     server.stop()
@@ -118,19 +117,15 @@ def azure_service(tmp_path_factory):
 
 @pytest.fixture
 def azure(azure_service, monkeypatch):
-    """The emulator with the Azure SDKs pointed at it (public settings only) and its request
-    log emptied; a test fails if anything it caused was not emulated."""
+    """The emulator with the Azure SDKs pointed at it (public settings only, signing in as
+    its managed identity) and its request log emptied; a test fails if anything it caused was
+    not emulated."""
     for name, value in azure_service.environment().items():
         monkeypatch.setenv(name, value)
-    for name in ("AZURE_CLIENT_ID", "AZURE_TENANT_ID", "AZURE_CLIENT_SECRET"):
+    for name in ("AZURE_CLIENT_ID", "AZURE_TENANT_ID", "AZURE_CLIENT_SECRET",
+                 "AZURE_AUTHORITY_HOST"):
         monkeypatch.delenv(name, raising=False)
-    azure_service.requests.clear()
-    azure_service.not_emulated.clear()
-    azure_service.token_lifetime = 3600.0
-    azure_service.refuse_tokens = azure_service.deny_mlflow = False
-    for held in ("failing_deployments", "endpoints", "deployments", "keys"):
-        getattr(azure_service.online, held).clear()
-    azure_service.legacy.clear()
+    azure_service.reset()
     yield azure_service
     assert not azure_service.not_emulated, f"not emulated: {azure_service.not_emulated}"
 
@@ -171,6 +166,25 @@ def error_after_progress(capsys) -> str:
     assert len(others) == 1, f"expected one error line, got: {others}"
     assert "Traceback" not in others[0]
     return others[0]
+
+
+def register_raw_model(shell, azure, name: str = "price-raw") -> str:
+    """Register, as a colleague could with azure-ai-ml, a model that is no MLflow model (a
+    pickle, no MLmodel) from a run tracked in the shell; its version."""
+    from mlflow import MlflowClient
+
+    from mlmagic.core.session import current_session
+
+    assert shell.run_cell(
+        "%%track --name raw-weights\n"
+        "import mlflow, pickle\n"
+        "open('weights.pkl', 'wb').write(pickle.dumps({'rooms': 10.0, 'age': -1.0}))\n"
+        "mlflow.log_artifact('weights.pkl', 'raw')\n").success
+    run_id = current_session().last_tracked.run_id
+    store = MlflowClient(tracking_uri=azure.mlflow_url)
+    if not store.search_registered_models(f"name = '{name}'"):
+        store.create_registered_model(name)
+    return store.create_model_version(name, f"runs:/{run_id}/raw", run_id).version
 
 
 def latest_price_version(azure) -> str:

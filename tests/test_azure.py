@@ -1,10 +1,11 @@
 """Azure ML through the real azure-ai-ml / azureml-mlflow packages, against the HTTPS emulator
-of the Azure REST surface (tests/azure_emulator.py) on 127.0.0.1."""
+of the Azure REST surface (tests/support/azure/) on 127.0.0.1."""
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from pathlib import Path
 
@@ -14,6 +15,8 @@ import pytest
 from conftest import PRICE_CELL, WORKSPACE_FLAGS, WSID, only_line
 from mlflow import MlflowClient
 from nbclient import NotebookClient
+from support.azure.emulator import MANAGED_IDENTITY_VARIABLES
+from support.azure.identity import TENANT
 
 from mlmagic.core.session import current_session, new_session
 
@@ -162,9 +165,9 @@ def test_an_azureml_core_workspace_can_be_reused(shell, azure, capsys):
 
 
 def test_a_tracked_cell_outlives_its_token(shell, azure, capsys):
-    azure.token_lifetime = 2.0
+    azure.identity.token_lifetime = 2.0
     shell.run_line_magic("aml_connect", WORKSPACE_FLAGS + " --auth managed-identity")
-    issued = len(azure.tokens)
+    issued = len(azure.identity.tokens)
     cell = (
         "%%track --name long\n"
         "import mlflow, time\n"
@@ -176,7 +179,7 @@ def test_a_tracked_cell_outlives_its_token(shell, azure, capsys):
     run_id = current_session().last_tracked.run_id
     history = workspace_store(azure).get_metric_history(run_id, "loss")
     assert len(history) == 6
-    assert len(azure.tokens) > issued
+    assert len(azure.identity.tokens) > issued
     assert not [r for r in azure.requests if r.status == 401]
 
 
@@ -209,12 +212,12 @@ def test_wrong_workspace_settings_give_one_line_and_change_nothing(
 def test_no_credentials_or_a_refused_token_give_one_line_without_secrets(
     shell, azure, capsys, monkeypatch, caplog
 ):
-    azure.refuse_tokens = True
+    azure.identity.refuse_tokens = True
     shell.run_cell(f"%aml_connect {WORKSPACE_FLAGS} --auth managed-identity")
     line = only_line(capsys)
     assert "cannot sign in to Azure" in line and "az login" in line
 
-    azure.refuse_tokens = False
+    azure.identity.refuse_tokens = False
     for name in ("IDENTITY_ENDPOINT", "IDENTITY_HEADER", "MSI_ENDPOINT", "MSI_SECRET"):
         monkeypatch.delenv(name)
     started = time.monotonic()
@@ -248,12 +251,29 @@ def test_service_principal_secrets_come_only_from_the_environment(shell, azure, 
     assert "AZURE_TENANT_ID, AZURE_CLIENT_ID, AZURE_CLIENT_SECRET" in line
 
 
+def test_a_service_principal_from_the_environment_signs_in_and_tracks(shell, azure, capsys,
+                                                                      monkeypatch):
+    for name in MANAGED_IDENTITY_VARIABLES:
+        monkeypatch.delenv(name)
+    for name, value in azure.environment(service_principal=True).items():
+        monkeypatch.setenv(name, value)
+    connection = shell.run_line_magic("aml_connect", WORKSPACE_FLAGS + " --auth service-principal")
+    assert "ws-churn" in repr(connection)
+    assert shell.run_cell("%%track --name sp\nimport mlflow\nmlflow.log_metric('m', 1.0)").success
+    run = workspace_store(azure).get_run(current_session().last_tracked.run_id)
+    assert run.data.metrics == {"m": 1.0}
+    assert f"/{TENANT}/oauth2/v2.0/token" in azure.paths(f"/{TENANT}/")
+    assert not azure.paths("/msi/")
+    assert os.environ["AZURE_CLIENT_SECRET"] not in "".join(capsys.readouterr())
+
+
 def test_no_token_or_identity_secret_is_ever_shown(shell, azure, capsys):
     shell.run_line_magic("aml_connect", WORKSPACE_FLAGS)
     shell.run_cell("%%track\nimport mlflow\nmlflow.log_metric('m', 1.0)")
     shell.run_line_magic("aml_status", "")
     out = "".join(capsys.readouterr())
-    assert azure.tokens and not any(token in out for token in azure.tokens)
+    tokens = azure.identity.tokens
+    assert tokens and not any(token in out for token in tokens)
     assert "emulator-identity-header" not in out and "sig=" not in out
 
 

@@ -4,17 +4,21 @@ scoring route that runs the real MLflow model behind Azure ML's input_data proto
 
 from __future__ import annotations
 
+import logging
 import subprocess
 import sys
 
 import pytest
 from conftest import (
+    NO_SUCH_PACKAGE,
     PRICE_CELL,
+    UNBUILDABLE_CELL,
     WORKSPACE_FLAGS,
     WSID,
     error_after_progress,
     latest_price_version,
     only_line,
+    register_raw_model,
 )
 
 from mlmagic.core.session import new_session
@@ -30,7 +34,7 @@ def test_online_deploy_predict_update_and_undeploy(priced, azure, capsys):
     assert azure.online.keys["price-api"] not in card  # the key is never shown
     predictions = priced.run_line_magic("aml_predict", "price-api houses")
     assert predictions.round(6).tolist() == [0.0, 10.0]  # 10 * rooms - age
-    polls = [r for r in azure.requests if r.path.startswith("/operations/")]
+    polls = [r for r in azure.requests if "/mfeOperationsStatus/" in r.path]
     assert len(polls) >= 3  # endpoint, deployment and traffic, each polled until done
 
     priced.run_line_magic("aml_register", "price --run last")
@@ -69,6 +73,8 @@ def test_kubernetes_target_deploys_on_the_attached_cluster(priced, azure, capsys
         ("price --target online --compute k8s-cluster", "--compute does not apply"),
         ("price --target local --instance-count 2", "--instance-count does not apply"),
         ("price --target online --endpoint price-big --instance-count 50", "Not enough quota"),
+        ("price --target online --endpoint price-odd --instance-type Standard_DS3_v9",
+         "'Standard_DS3_v9' is not supported"),
     ],
 )
 def test_bad_azure_deploys_are_one_line_and_leave_nothing(priced, azure, capsys, flags,
@@ -78,12 +84,27 @@ def test_bad_azure_deploys_are_one_line_and_leave_nothing(priced, azure, capsys,
     assert not azure.online.endpoints
 
 
-def test_a_deployment_that_fails_to_provision_is_cleaned_up(priced, azure, capsys):
-    azure.online.failing_deployments.add("blue")
-    assert not priced.run_cell("%aml_deploy price --target online --endpoint price-bad").success
+def test_a_deployment_that_fails_to_provision_is_cleaned_up(priced, azure, capsys, caplog):
+    # MLflow warns, loading the model here, that its package is not installed: not the point
+    caplog.set_level(logging.ERROR, logger="mlflow.utils.requirements_utils")
+    assert priced.run_cell(UNBUILDABLE_CELL).success
+    capsys.readouterr()
+    assert not priced.run_cell(
+        "%aml_deploy price-unbuildable --target online --endpoint price-bad").success
     line = error_after_progress(capsys)
-    assert "failed to provision" in line and "studio:" in line
+    assert f"No matching distribution found for {NO_SUCH_PACKAGE}" in line and "studio:" in line
     assert "price-bad" not in azure.online.endpoints  # nothing half-created left behind
+
+
+def test_a_model_that_is_no_mlflow_model_is_refused_before_anything_is_made(priced, azure,
+                                                                           capsys):
+    version = register_raw_model(priced, azure)  # a pickle, no MLmodel
+    capsys.readouterr()
+    azure.requests.clear()
+    assert not priced.run_cell(
+        f"%aml_deploy price-raw:{version} --target online --endpoint price-raw").success
+    assert f"price-raw version {version} is not an MLflow model" in only_line(capsys)
+    assert not [r for r in azure.requests if r.method == "PUT"]
 
 
 def test_online_target_needs_a_workspace(shell, capsys):

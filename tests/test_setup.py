@@ -163,7 +163,8 @@ def test_init_script_for_the_connected_workspace_holds_no_secret(shell, azure, w
     script = shell.run_line_magic("aml_init_script", "")
     text = script.read_text()
     assert "ws-churn" in text and "westeurope" in text
-    assert azure.tokens and not any(token in text for token in azure.tokens)
+    tokens = azure.identity.tokens
+    assert tokens and not any(token in text for token in tokens)
     assert not any(word in text.lower() for word in ("client_secret", "password", "bearer"))
     run_script(script, tmp_path / "root")
     assert "/workspaces/ws-churn" in exported_uri(tmp_path / "root")

@@ -171,7 +171,11 @@ def credential(auth: str) -> Any:
                 "them (never in the notebook), then connect again."
             )
         tenant, client_id, secret = (os.environ[n] for n in SERVICE_PRINCIPAL_VARIABLES)
-        return identity.ClientSecretCredential(tenant, client_id, secret)
+        # login.microsoftonline.com's instance discovery refuses the authority of a private
+        # cloud (AZURE_AUTHORITY_HOST); for Microsoft's own hosts MSAL skips it anyway
+        return identity.ClientSecretCredential(
+            tenant, client_id, secret,
+            disable_instance_discovery=bool(os.environ.get("AZURE_AUTHORITY_HOST")))
     raise InvalidInput(f"unknown --auth '{auth}'. Use one of: {', '.join(AUTH_METHODS)}.")
 
 

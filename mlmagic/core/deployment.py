@@ -133,9 +133,18 @@ def endpoint_summary(endpoint: Endpoint) -> Card:
 
 def _check_servable(ref) -> None:
     """Refuse, before starting anything, a model MLflow has no way to serve."""
+    from mlflow.exceptions import MlflowException
     from mlflow.models import get_model_info
 
-    flavors = get_model_info(ref.uri).flavors
+    try:
+        flavors = get_model_info(ref.uri).flavors
+    except MlflowException as error:
+        if error.error_code != "RESOURCE_DOES_NOT_EXIST":
+            raise
+        raise InvalidInput(
+            f"the model {ref} is not an MLflow model (it has no MLmodel file), so it cannot "
+            "be served. Log it with an MLflow flavour such as mlflow.sklearn or mlflow.pyfunc."
+        ) from None
     if "python_function" not in flavors:
         raise InvalidInput(
             f"the model {ref} has no python_function flavour (it has: {', '.join(flavors)}), "

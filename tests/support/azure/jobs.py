@@ -27,15 +27,11 @@ import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from azure_emulator import (
-    BLOB_ACCOUNT,
-    WORKSPACE_PATH,
-    AzureEmulator,
-    Response,
-    arm_error,
-    json_response,
-)
 from servers import clean_environment
+
+from .emulator import OPEN, WORKSPACE_PATH, AzureEmulator
+from .network import BLOB_ACCOUNT
+from .responses import Response, arm_error, json_response
 
 COMPUTE = WORKSPACE_PATH + r"/computes/(?P<compute>[^/]+)"
 CODE = WORKSPACE_PATH + r"/codes/(?P<name>[^/]+)/versions"
@@ -56,10 +52,17 @@ class Jobs:
     experiments: dict[str, str] = field(default_factory=dict)  # job -> its MLflow experiment
     lock: threading.Lock = field(default_factory=threading.Lock)
 
+    def clear(self) -> None:
+        """Forget the jobs that ended (those still running go on)."""
+        with self.lock:
+            for name in [n for n, job in self.jobs.items()
+                         if job["properties"]["status"] in ("Completed", "Failed")]:
+                del self.jobs[name]
+
     # -- compute -----------------------------------------------------------------------
 
     def get_compute(self, sub, rg, ws, compute, headers, **_) -> Response:
-        found = self.emulator.checked_workspace(sub, rg, ws, headers)
+        found = self.emulator.find_workspace(sub, rg, ws)
         if isinstance(found, Response):
             return found
         if compute not in self.emulator.computes:
@@ -77,17 +80,17 @@ class Jobs:
     # -- code snapshots ----------------------------------------------------------------
 
     def list_code_versions(self, sub, rg, ws, name, headers, **_) -> Response:
-        found = self.emulator.checked_workspace(sub, rg, ws, headers)
+        found = self.emulator.find_workspace(sub, rg, ws)
         if isinstance(found, Response):
             return found
         return json_response(200, {"value": []})  # no snapshot is reused: each is uploaded
 
     def start_pending_upload(self, sub, rg, ws, name, version, headers, **_) -> Response:
-        found = self.emulator.checked_workspace(sub, rg, ws, headers)
+        found = self.emulator.find_workspace(sub, rg, ws)
         if isinstance(found, Response):
             return found
         folder = f"code/{name}/{version}"
-        sas = self.emulator._sas_url(folder)
+        sas = self.emulator.storage.sas_url(folder)
         blob_uri = sas.split("?", 1)[0]
         return json_response(200, {
             "blobReferenceForConsumption": {
@@ -97,7 +100,7 @@ class Jobs:
         })
 
     def put_code_version(self, sub, rg, ws, name, version, headers, body, **_) -> Response:
-        found = self.emulator.checked_workspace(sub, rg, ws, headers)
+        found = self.emulator.find_workspace(sub, rg, ws)
         if isinstance(found, Response):
             return found
         resource = {"id": f"{found.arm_id}/codes/{name}/versions/{version}", "name": version,
@@ -107,7 +110,7 @@ class Jobs:
         return json_response(200, resource)
 
     def get_code_version(self, sub, rg, ws, name, version, headers, **_) -> Response:
-        found = self.emulator.checked_workspace(sub, rg, ws, headers)
+        found = self.emulator.find_workspace(sub, rg, ws)
         if isinstance(found, Response):
             return found
         resource = self.codes.get(f"{found.arm_id}/codes/{name}/versions/{version}".lower())
@@ -125,7 +128,7 @@ class Jobs:
 
     def put_blob(self, name, query, headers, body, **_) -> Response:
         if query.get("comp") != "metadata":
-            return self.emulator._blob_put(name=name, body=body, headers=headers)
+            return self.emulator.storage.put_blob(name=name, body=body)
         if not (self.emulator.blobs / urllib.parse.unquote(name)).is_file():
             return Response(404, b"", {"x-ms-error-code": "BlobNotFound"})
         return Response(200, b"", {"ETag": '"0x2"', "x-ms-request-server-encrypted": "true"})
@@ -133,7 +136,7 @@ class Jobs:
     # -- environments ------------------------------------------------------------------
 
     def put_environment(self, sub, rg, ws, name, version, headers, body, **_) -> Response:
-        found = self.emulator.checked_workspace(sub, rg, ws, headers)
+        found = self.emulator.find_workspace(sub, rg, ws)
         if isinstance(found, Response):
             return found
         resource = {"id": f"{found.arm_id}/environments/{name}/versions/{version}",
@@ -144,7 +147,7 @@ class Jobs:
         return json_response(200, resource)
 
     def get_environment(self, sub, rg, ws, name, version, headers, **_) -> Response:
-        found = self.emulator.checked_workspace(sub, rg, ws, headers)
+        found = self.emulator.find_workspace(sub, rg, ws)
         if isinstance(found, Response):
             return found
         wanted = f"{found.arm_id}/environments/{name}/versions/{version}".lower()
@@ -155,7 +158,7 @@ class Jobs:
     # -- jobs --------------------------------------------------------------------------
 
     def put_job(self, sub, rg, ws, job, headers, body, **_) -> Response:
-        found = self.emulator.checked_workspace(sub, rg, ws, headers)
+        found = self.emulator.find_workspace(sub, rg, ws)
         if isinstance(found, Response):
             return found
         properties = json.loads(body)["properties"]
@@ -180,7 +183,7 @@ class Jobs:
         return json_response(200, resource)
 
     def get_job(self, sub, rg, ws, job, headers, **_) -> Response:
-        found = self.emulator.checked_workspace(sub, rg, ws, headers)
+        found = self.emulator.find_workspace(sub, rg, ws)
         if isinstance(found, Response):
             return found
         if job not in self.jobs:
@@ -233,10 +236,11 @@ def add_job_routes(emulator: AzureEmulator, store_db: Path) -> Jobs:
     """Teach the emulator computes, code snapshots, environments and command jobs; the
     returned object holds their state."""
     state = Jobs(emulator, store_db)
+    emulator.parts.append(state)
     # azure-ai-ml tags each uploaded file with metadata (PUT ?comp=metadata): that must not
     # overwrite the blob; this row goes ahead of the emulator's own blob routes
     blob = "/" + re.escape(BLOB_ACCOUNT) + r"/(?P<name>.+)"
-    emulator.routes.insert(0, ("PUT", re.compile(blob + "$"), state.put_blob))
+    emulator.route("PUT", blob, state.put_blob, plane=OPEN, first=True)
     emulator.route("GET", COMPUTE, state.get_compute)
     emulator.route("GET", CODE, state.list_code_versions)
     emulator.route("POST", CODE + r"/(?P<version>[^/]+)/startPendingUpload",

@@ -3,6 +3,10 @@ sees them, ACI and AKS web services created asynchronously (an operation polled 
 service is healthy), their keys, and a scoring route that runs the entry script the SDK
 uploaded (``init()``, then ``run(raw_body)``) against the real MLflow model.
 
+Every route but scoring needs a token for the workspace (as the data plane does). A service
+fails as on Azure when its environment cannot be built (a pip requirement no index has) or
+its entry script's ``init()`` raises (the container crashes).
+
 ``add_legacy_routes(emulator)`` adds the rows to the emulator's route table.
 """
 
@@ -19,7 +23,10 @@ import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from azure_emulator import BLOB_ACCOUNT, WORKSPACE_PATH, AzureEmulator, Response, json_response
+from .emulator import DATA, OPEN, WORKSPACE_PATH, AzureEmulator
+from .models import build_log, model_folder, unavailable
+from .network import BLOB_ACCOUNT
+from .responses import Response, json_response
 
 MMS = r"/modelmanagement/v1\.0" + WORKSPACE_PATH
 AKS_DEFAULTS = {  # what the service fills in when a deployment configuration leaves it out
@@ -38,7 +45,6 @@ class Services:
 
     emulator: AzureEmulator
     provisioning_seconds: float = 1.5
-    failing_services: set[str] = field(default_factory=set)  # names whose container crashes
     quota_cores: float = 4.0  # the subscription's container cores left
     services: dict[str, dict] = field(default_factory=dict)
     operations: dict[str, dict] = field(default_factory=dict)
@@ -50,8 +56,7 @@ class Services:
     def clear(self) -> None:
         """Forget every service (between tests)."""
         self.quota_cores = 4.0
-        for held in (self.failing_services, self.services, self.operations, self.keys,
-                     self.scorers):
+        for held in (self.services, self.operations, self.keys, self.scorers):
             held.clear()
         self.requests.clear()
 
@@ -60,7 +65,7 @@ class Services:
     def create_uploads(self, **request) -> Response:
         """The artifact service's batch create, its upload URLs by storage host name, as
         azureml-core rebuilds them from the account name (reached through the proxy)."""
-        response = self.emulator.artifacts_create(**request)
+        response = self.emulator.storage.create(**request)
         path_style = f"{self.emulator.url}/{BLOB_ACCOUNT}/".encode()
         response.body = response.body.replace(path_style, f"https://{BLOB_ACCOUNT}/".encode())
         return response
@@ -220,16 +225,17 @@ class Services:
 
     def _start_container(self, service: dict) -> None:
         name = service["name"]
-        if name in self.failing_services:
+        missing = unavailable(_pip_requirements(service["environmentImageRequest"]))
+        if missing:
             service["state"] = "Failed"
-            service["error"] = {"code": "ContainerCrashed", "message": (
-                "Container crashed: the entry script's init() raised ModuleNotFoundError")}
+            service["error"] = {"code": "EnvironmentBuildFailed", "message": (
+                f"Failed building the Environment. {build_log(missing)}")}
             return
         try:
             self.scorers[name] = self._load_entry_script(service)
-        except Exception as error:
+        except Exception as error:  # what the container's log would show
             service["state"] = "Failed"
-            service["error"] = {"code": "InitFailed", "message": f"init() failed: {error}"}
+            service["error"] = _crash(service["computeType"], error)
             return
         service["state"] = "Healthy"
 
@@ -276,16 +282,25 @@ class Services:
         return _model_resource(client.get_model_version(name, version))
 
     def _model_folder(self, model: dict) -> Path:
-        import mlflow
+        return model_folder(self.emulator, model["name"], model["version"])
 
-        client = mlflow.MlflowClient(tracking_uri=self.emulator.mlflow_url)
-        source = client.get_model_version(model["name"], str(model["version"])).source
-        model_id = source.removeprefix("models:/")
-        folder = self.emulator.blobs / "ExperimentRun" / f"dcid.{model_id}"
-        if not (folder / "MLmodel").exists():  # registered from a run's artifact path
-            run_id, _, path = source.removeprefix("runs:/").partition("/")
-            folder = self.emulator.blobs / "ExperimentRun" / f"dcid.{run_id}" / path
-        return folder
+
+def _pip_requirements(image_request: dict) -> list[str]:
+    """The pip packages of a web service's conda environment (with Azure ML's own inference
+    packages, which its base images provide)."""
+    python = (image_request.get("environment") or {}).get("python") or {}
+    dependencies = (python.get("condaDependencies") or {}).get("dependencies") or []
+    pip = [p for d in dependencies if isinstance(d, dict) for p in d.get("pip", [])]
+    return [p for p in pip if not p.startswith(("azureml-defaults", "azureml-inference"))]
+
+
+def _crash(kind: str, error: Exception) -> dict:
+    """Azure's error for a container whose entry script's init() raised ``error``."""
+    code = {"ACI": "AciDeploymentFailed"}.get(kind, "KubernetesDeploymentFailed")
+    return {"code": code, "message": (
+        f"{'Aci' if kind == 'ACI' else 'Kubernetes'} Deployment failed with exception: Your "
+        "container application crashed. This may be caused by errors in your scoring file's "
+        f"init() function. {type(error).__name__}: {error}")}
 
 
 def _model_resource(version) -> dict:
@@ -309,15 +324,20 @@ def _now() -> str:
 def add_legacy_routes(emulator: AzureEmulator) -> Services:
     """Teach the emulator SDK v1 model management; the returned object holds its state."""
     state = Services(emulator)
-    emulator.route("POST", r"/artifact/v2\.0" + WORKSPACE_PATH + r"/artifacts/batch/metadata/"
-                   r"(?P<origin>[^/]+)/(?P<container>[^/]+)", state.create_uploads)
-    emulator.route("GET", MMS + r"/models/(?P<model_id>[^/]+)", state.get_model)
-    emulator.route("POST", MMS + r"/services", state.create_service)
-    emulator.route("POST", MMS + r"/services/validate", state.validate)
-    emulator.route("GET", MMS + r"/services", state.list_services)
-    emulator.route("GET", MMS + r"/services/(?P<name>[^/]+)", state.get_service)
-    emulator.route("DELETE", MMS + r"/services/(?P<name>[^/]+)", state.delete_service)
-    emulator.route("POST", MMS + r"/services/(?P<name>[^/]+)/listkeys", state.list_keys)
-    emulator.route("GET", MMS + r"/operations/(?P<operation_id>[^/]+)", state.get_operation)
-    emulator.route("POST", r"/v1score/(?P<name>[^/]+)", state.score)
+    emulator.parts.append(state)
+    service = MMS + r"/services/(?P<name>[^/]+)"
+    for method, pattern, handler in (
+        ("POST", r"/artifact/v2\.0" + WORKSPACE_PATH + r"/artifacts/batch/metadata/"
+                 r"(?P<origin>[^/]+)/(?P<container>[^/]+)", state.create_uploads),
+        ("GET", MMS + r"/models/(?P<model_id>[^/]+)", state.get_model),
+        ("POST", MMS + r"/services", state.create_service),
+        ("POST", MMS + r"/services/validate", state.validate),
+        ("GET", MMS + r"/services", state.list_services),
+        ("GET", service, state.get_service),
+        ("DELETE", service, state.delete_service),
+        ("POST", service + r"/listkeys", state.list_keys),
+        ("GET", MMS + r"/operations/(?P<operation_id>[^/]+)", state.get_operation),
+    ):
+        emulator.route(method, pattern, handler, plane=DATA)
+    emulator.route("POST", r"/v1score/(?P<name>[^/]+)", state.score, plane=OPEN)
     return state
