@@ -37,14 +37,16 @@ def refused_logged_model_calls(azure) -> list[str]:
             if "/logged-models" in r.path and r.status == 404]
 
 
-def test_log_model_fails_the_cell_with_mlflows_error_and_nothing_is_registered(shell, azure,
-                                                                              capsys):
+def test_log_model_fails_the_cell_with_mlflows_error_and_one_line_names_the_workaround(
+        shell, azure, capsys):
     store = connected_without_logged_models(shell, azure, capsys)
     result = shell.run_cell(PRICE_CELL.replace("--register price", "--register price-lm"))
     assert "/api/2.0/mlflow/logged-models failed with error code 404" in str(
-        result.error_in_exec)  # MLflow 3's log_model has no fallback
-    out = capsys.readouterr().out
-    assert "run price-model: FAILED" in out and "MlflowException" in out and "Traceback" in out
+        result.error_in_exec)  # the user's own error: MLflow 3's log_model has no fallback
+    shown = capsys.readouterr()
+    assert "run price-model: FAILED" in shown.out and "MlflowException" in shown.out
+    advice = [line for line in shown.err.splitlines() if "logged-models API" in line]
+    assert len(advice) == 1 and "mlflow.log_artifacts(path, 'model')" in advice[0]
     run_id = current_session().last_tracked.run_id
     assert store.get_run(run_id).info.status == "FAILED"
     assert azure.storage.stored("ExperimentRun", f"dcid.{run_id}") == ["cell.py",
@@ -55,18 +57,23 @@ def test_log_model_fails_the_cell_with_mlflows_error_and_nothing_is_registered(s
     assert "no registered model named 'price-lm'" in only_line(capsys)
 
 
-def test_a_model_saved_as_run_artifacts_cannot_be_registered_either(shell, azure, capsys):
-    """MLflow 2's way runs, but registering it fails in one line: MLflow 3.15's own
-    list_artifacts (and register_model) look the run's logged models up too, and that 404 is
-    taken for 'no model there'. (Before: a traceback from search_logged_models.)"""
+def test_the_workaround_registers_deploys_and_shows_the_model_saved_as_run_artifacts(
+        shell, azure, capsys):
+    """The README's workaround: the model saved as the run's artifacts; --register finds it
+    there, and it deploys and scores as a logged model would."""
     store = connected_without_logged_models(shell, azure, capsys)
-    assert not shell.run_cell(SAVED_CELL).success  # --register takes logged models only
-    assert "logged no model, so nothing was registered" in capsys.readouterr().out
+    assert shell.run_cell(SAVED_CELL).success
     run_id = current_session().last_tracked.run_id
     assert store.get_run(run_id).info.status == "FINISHED"
-    assert "model/MLmodel" in azure.storage.stored("ExperimentRun", f"dcid.{run_id}")
-
-    assert not shell.run_cell("%aml_register price-saved --run last").success
-    assert f"NotFound: the run {run_id} has no model at 'model'" in only_line(capsys)
-    assert not store.search_model_versions("name='price-saved'")
-    assert set(refused_logged_model_calls(azure)) == {"logged-models/search"}
+    [version] = store.search_model_versions("name='price-saved'")
+    assert version.run_id == run_id
+    assert "model/MLmodel" in repr(shell.run_line_magic("aml_show", "last"))
+    card = repr(shell.run_line_magic(
+        "aml_deploy", "price-saved:1 --target online --endpoint price-saved"))
+    assert "endpoint price-saved: ready" in card
+    predictions = shell.run_line_magic("aml_predict", "price-saved houses")
+    assert predictions.round(6).tolist() == [0.0, 10.0]  # 10 * rooms - age
+    assert "price-saved version 2" in repr(
+        shell.run_line_magic("aml_register", "price-saved --run last"))
+    assert {v.run_id for v in store.search_model_versions("name='price-saved'")} == {run_id}
+    assert refused_logged_model_calls(azure)  # the switch was on throughout

@@ -102,13 +102,14 @@ def register(
         raise InvalidInput("give a run or a model URI, not both.")
     connection = ensure_connected()
     client = connection.client()
+    source_run = None
     if uri is not None:
         source = resolve_model(uri).uri
     else:
         run_id = last_run_id("Give --run RUN_ID or --uri URI.") if run in (None, "last") else run
-        source = _logged_model_uri(client, run_id, path)
+        source, source_run = _run_model(client, run_id, path)
     _check_model_at(source)
-    version = _register_or_undo(client, name, source, tags)
+    version = _register_or_undo(client, name, source, tags, source_run)
     if alias:
         client.set_registered_model_alias(version.name, alias, version.version)
     return client.get_model_version(version.name, version.version)
@@ -216,13 +217,14 @@ def _versions(client, name: str) -> list:
     return found
 
 
-def _logged_model_uri(client, run_id: str, path: str) -> str:
-    """The URI of the model the run logged under ``path`` (MLflow 3's logged models first,
-    then a model saved among the run's artifacts)."""
+def _run_model(client, run_id: str, path: str | None) -> tuple[str, str | None]:
+    """Where the model the run logged under ``path`` is (MLflow 3's logged models first, then
+    a model saved among the run's artifacts: its place in the run's artifact store), and the
+    run to link its version to (None for a logged model: MLflow links those itself)."""
     run = stored_run(client, run_id)
     logged = _logged_models(client, run, path)
     if logged:
-        return f"models:/{max(logged, key=lambda m: m.creation_timestamp).model_id}"
+        return f"models:/{max(logged, key=lambda m: m.creation_timestamp).model_id}", None
     try:
         files = run_artifact_paths(run, client.tracking_uri)
     except Exception as error:
@@ -237,13 +239,12 @@ def _logged_model_uri(client, run_id: str, path: str) -> str:
             f"the run {run_id} logged no model, so nothing was registered. Log one in the "
             "cell, e.g. mlflow.sklearn.log_model(model, name='model')."
         )
-    artifact_uri = f"runs:/{run_id}/{path}"
     if f"{path.strip('/')}/MLmodel" not in files:
         raise NotFound(
             f"the run {run_id} has no model at '{path}'. Log one in the run "
             "(mlflow.sklearn.log_model(model, name='model')) or give --path."
         )
-    return artifact_uri
+    return f"{run.info.artifact_uri.rstrip('/')}/{path.strip('/')}", run_id
 
 
 def _logged_models(client, run, path: str | None) -> list:
@@ -277,13 +278,20 @@ def _check_model_at(source: str) -> None:
                        "Check the run or the URI (%aml_show RUN lists what it logged).") from None
 
 
-def _register_or_undo(client, name: str, source: str, tags: dict):
-    """Register ``source`` as a new version of ``name``; if that fails part-way, remove what
-    this call made (the version, and the registered model if it is new)."""
+def _register_or_undo(client, name: str, source: str, tags: dict, run_id: str | None):
+    """Register ``source`` as a new version of ``name`` (linked to ``run_id``, if given); if
+    that fails part-way, remove what this call made (the version, and the registered model
+    if it is new). A model among a run's artifacts is registered from the run's artifact
+    store, as MLflow's register_model does, but without its look-up of logged models (an API
+    some stores lack)."""
     import mlflow
 
     before = _version_numbers(client, name)
     try:
+        if run_id is not None:
+            if before is None:
+                client.create_registered_model(name)
+            return client.create_model_version(name, source, run_id=run_id, tags=tags or None)
         # MLflow prints its own "Created version" lines; the caller shows a summary instead
         with contextlib.redirect_stderr(io.StringIO()):
             return mlflow.register_model(source, name, tags=tags or None)
