@@ -16,7 +16,7 @@ from types import ModuleType
 from mlmagic.backends.contract import Backend, TrackingBackend
 
 __all__ = ["Backend", "TrackingBackend", "backends", "open_backend"]
-BACKEND_PACKAGES = (__name__, "mlmagic.azure")
+BACKEND_PACKAGES = (__name__, "mlmagic.azure", "mlmagic.databricks")
 
 
 @cache

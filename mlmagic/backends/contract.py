@@ -41,6 +41,7 @@ class Backend:
     # A platform workspace's handle (mlmagic.azure.workspace.WorkspaceHandle): it lists the
     # endpoints the workspace hosts (endpoints(), endpoint(name)).
     workspace: Any = None
+    default_experiment: str | None = None  # when none is named (a Databricks notebook's own)
 
     def link(self, path: str | None, **fields: str) -> str | None:
         """The web UI address of ``path`` (one of the *_path templates), where there is one."""

@@ -3,7 +3,9 @@
 Order: ``MLMAGIC_TRACKING_URI``, ``MLFLOW_TRACKING_URI``, a config file (``[tool.mlmagic]`` in
 a ``pyproject.toml`` of the working directory or a parent, else ``~/.mlmagic/config.toml``),
 then an Azure ML workspace ``config.json`` (the file the portal and both Azure ML SDKs write, in
-the working directory, its ``.azureml`` folder, or a parent's), then the embedded default. A
+the working directory, its ``.azureml`` folder, or a parent's), then, in a Databricks runtime,
+the workspace's own MLflow (``databricks``: a file on the driver's disk would be lost with the
+cluster), else the embedded default. A
 config file may also name the experiment, and an Azure ML workspace with the keys of
 ``config.json`` (``subscription_id``, ``resource_group``, ``workspace_name``) and ``auth``.
 """
@@ -26,6 +28,7 @@ from mlmagic.base.errors import ConfigError
 
 URI_VARIABLES = ("MLMAGIC_TRACKING_URI", "MLFLOW_TRACKING_URI")
 EMBEDDED = "embedded default"
+DATABRICKS_RUNTIME = "DATABRICKS_RUNTIME_VERSION"  # set in every Databricks runtime
 # What a config file names besides MlMagic's settings (the traitlets, set from the same table).
 CONNECTION_KEYS = ("tracking_uri", "experiment", "subscription_id", "resource_group",
                    "workspace_name", "auth", "autoconnect")
@@ -89,6 +92,8 @@ def resolve_settings(
     if workspace_config:
         return Settings(None, experiment, str(workspace_config[0]), table,
                         workspace=workspace_config[1])
+    if environ.get(DATABRICKS_RUNTIME):
+        return Settings("databricks", experiment, "the Databricks runtime", table)
     return Settings(None, experiment, EMBEDDED, table)
 
 

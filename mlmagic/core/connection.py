@@ -58,8 +58,9 @@ def connect(
     (azure-ai-ml ``MLClient`` or azureml-core ``Workspace``), signed in with ``auth``
     (default: azure-identity's default chain). With none of these: ``MLMAGIC_TRACKING_URI``,
     ``MLFLOW_TRACKING_URI``, the config file, a workspace ``config.json`` nearby, then the
-    embedded default. The experiment: ``experiment``, the config file's, then
-    ``MLFLOW_EXPERIMENT_NAME``, the session's default, then "Default".
+    embedded default (in a Databricks runtime: the workspace's MLflow). The experiment:
+    ``experiment``, the config file's, then ``MLFLOW_EXPERIMENT_NAME``, the session's default,
+    the backend's own (a Databricks notebook's experiment is the notebook), then "Default".
 
     A malformed call raises before anything changes. A backend that cannot be used raises
     too, and then nothing is tracked (anywhere) until a connect succeeds. A user name and
@@ -69,18 +70,15 @@ def connect(
     session = current_session()
     timeout = checked_timeout(timeout)
     settings = _settings(uri, workspace, subscription, resource_group, config, client)
-    name = checked_experiment_name(
-        experiment
-        or settings.experiment
-        or os.environ.get("MLFLOW_EXPERIMENT_NAME")
-        or session.default_experiment
-        or DEFAULT_EXPERIMENT
-    )
+    named = (experiment or settings.experiment or os.environ.get("MLFLOW_EXPERIMENT_NAME")
+             or session.default_experiment)
+    named = checked_experiment_name(named) if named else None
     tracking_uri, credentials = _credentials_apart(settings.tracking_uri)
     try:
         with temporary_env(credentials):
             backend = _open(settings, auth or settings.options.get("auth") or "default",
                             client, timeout)
+            name = named or backend.default_experiment or DEFAULT_EXPERIMENT
             experiment_id = _experiment_id(backend.tracking_uri, name, create=True)
     except InvalidInput:
         raise

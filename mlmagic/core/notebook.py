@@ -18,7 +18,9 @@ def notebook_path(namespace: Mapping | None = None) -> str | None:
     jupyter = os.environ.get("JPY_SESSION_NAME")
     if jupyter:
         return _absolute(jupyter)
-    return _databricks_notebook_path()
+    from mlmagic.databricks.sdk import notebook_path as databricks_notebook_path
+
+    return databricks_notebook_path()
 
 
 def _absolute(path: str) -> str:
@@ -30,13 +32,3 @@ def _absolute(path: str) -> str:
     here = Path.cwd() / candidate.name
     return str(here) if here.is_file() else path
 
-
-def _databricks_notebook_path() -> str | None:
-    if "DATABRICKS_RUNTIME_VERSION" not in os.environ:
-        return None
-    try:
-        from mlflow.utils.databricks_utils import get_notebook_path
-
-        return get_notebook_path()
-    except Exception:
-        return None

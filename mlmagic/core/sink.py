@@ -40,16 +40,14 @@ def prepare_writer_threads() -> None:
     and its finder takes that lock during every import, so a thread that imports while the
     kernel's thread does can deadlock the kernel. MLflow probes for the Databricks runtime on
     every request by importing ``dbruntime`` (seen with MLflow 3.10 to 3.17); where it does not
-    exist, it is marked absent, so the probe fails at once without the import machinery."""
-    import importlib.util
-    import sys
-
+    exist, it is marked absent (:func:`mlmagic.databricks.sdk.mark_runtime_absent`)."""
     import mlflow.protos.service_pb2  # noqa: F401 - what _log_batch needs, imported here
     import mlflow.utils.proto_json_utils  # noqa: F401
     import mlflow.utils.rest_utils  # noqa: F401
 
-    if "dbruntime" not in sys.modules and importlib.util.find_spec("dbruntime") is None:
-        sys.modules["dbruntime"] = None
+    from mlmagic.databricks.sdk import mark_runtime_absent
+
+    mark_runtime_absent()
 
 
 class RunSink:

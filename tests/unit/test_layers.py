@@ -15,7 +15,8 @@ MAY_IMPORT = {
     "deploy": {"base", "backends"},
     "runners": {"base"},
     "azure": {"base", "backends", "deploy", "runners"},  # a platform package
-    "core": {"base", "backends", "deploy", "runners", "azure"},
+    "databricks": {"base", "backends", "deploy", "runners"},  # a platform package
+    "core": {"base", "backends", "deploy", "runners", "azure", "databricks"},
     "panel": {"base", "core", "deploy"},
     "magics": {"base", "core", "deploy", "panel", "azure"},  # azure: --auth's choices
     "__init__": {"base", "core", "magics", "panel"},

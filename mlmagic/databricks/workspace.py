@@ -8,6 +8,7 @@ from mlmagic.backends.contract import Backend
 from mlmagic.backends.server import probe_rest_api
 from mlmagic.base.errors import ConnectionFailed
 from mlmagic.base.failures import credential_advice
+from mlmagic.databricks.sdk import notebook_path
 
 NAME = "databricks"
 CATCH_ALL = False
@@ -35,4 +36,5 @@ def open(uri: str, timeout: float) -> Backend:
         host_creds=partial(get_databricks_host_creds, uri),
         run_path="ml/experiments/{experiment_id}/runs/{run_id}",
         experiment_path="ml/experiments/{experiment_id}", model_path=None,
+        default_experiment=notebook_path(),
     )

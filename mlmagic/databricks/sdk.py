@@ -1,0 +1,40 @@
+"""Every place mlmagic leans on MLflow's Databricks internals or the runtime's private parts.
+
+Checked against MLflow 3.10 to 3.17 (the suite runs 3.11.1, 3.15.0 and 3.17.2) and the
+notebook context of Databricks Runtime 13.3 to 15.4 LTS as MLflow reads it.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+
+from mlmagic.base.config import DATABRICKS_RUNTIME
+
+
+def in_runtime() -> bool:
+    """Whether this Python runs in a Databricks runtime (a notebook or a job on a cluster)."""
+    return bool(os.environ.get(DATABRICKS_RUNTIME))
+
+
+def mark_runtime_absent() -> None:
+    """MLflow probes for the Databricks runtime on every request by importing ``dbruntime``
+    (seen with MLflow 3.10 to 3.17). Where it does not exist it is marked absent, so the
+    probe fails at once instead of searching the import path each time (and, from a writer
+    thread, taking the import lock that ``mlflow.autolog()``'s hooks hold)."""
+    if "dbruntime" not in sys.modules and importlib.util.find_spec("dbruntime") is None:
+        sys.modules["dbruntime"] = None
+
+
+def notebook_path() -> str | None:
+    """The workspace path of the notebook this kernel runs, from the notebook context MLflow
+    reads (``mlflow.utils.databricks_utils.get_notebook_path``); None outside a notebook."""
+    if not in_runtime():
+        return None
+    try:
+        from mlflow.utils.databricks_utils import get_notebook_path
+
+        return get_notebook_path()
+    except Exception:  # no notebook context: a job, or a runtime MLflow cannot read
+        return None
