@@ -107,11 +107,11 @@ class DatabricksEmulator:
             self._server = None
 
     def reset(self) -> None:
-        """An empty request log and the workspace's usual settings, for the next test; tokens
-        issued by a test other than the workspace's own are forgotten."""
+        """An empty request log and the workspace's usual settings (its own token live again),
+        for the next test."""
         self.requests.clear()
         self.not_emulated.clear()
-        self.tokens = {self.token: Token(self.user)}
+        self.tokens[self.token] = Token(self.user)
         self.storage.clear()
         self.unity.clear()
 
