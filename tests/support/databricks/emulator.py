@@ -121,6 +121,14 @@ class DatabricksEmulator:
         return {"MLFLOW_TRACKING_URI": "databricks", "DATABRICKS_HOST": self.url,
                 "DATABRICKS_TOKEN": token or self.token}
 
+    def notebook_environment(self, root: Path, **options) -> dict[str, str]:
+        """The environment of a kernel started as a notebook of this workspace (see
+        :class:`.notebook.NotebookContext`, which ``options`` go to), its files under ``root``.
+        Keep a ``NotebookContext`` instead to change its token under a running kernel."""
+        from .notebook import NotebookContext
+
+        return NotebookContext(self, root, **options).prepare().environment()
+
     def write_profile(self, path: Path, profile: str = "DEFAULT", token: str | None = None
                       ) -> Path:
         """Add a ``~/.databrickscfg`` profile for this workspace (as ``databricks configure``
@@ -190,7 +198,8 @@ class DatabricksEmulator:
                         return refused
                 return route.handler(query=query, headers=headers, body=body,
                                      **match.groupdict())
-        return error(404, "NotEmulated", f"the emulator does not emulate {method} {path}")
+        return self._refused(headers) or error(
+            404, "NotEmulated", f"the emulator does not emulate {method} {path}")
 
     def _refused(self, headers) -> Response | None:
         given = headers.get("Authorization") or ""

@@ -143,13 +143,21 @@ class NotebookContext:
         return env
 
     def enter(self, shell) -> None:
-        """Make this process's in-process IPython ``shell`` the notebook: ``dbruntime`` on
-        ``sys.path``, the runtime's variables in ``os.environ`` (the caller restores them), the
-        startup file run in its namespace. MLflow decides at import whether it runs in
-        Databricks: import ``mlflow.utils.databricks_utils`` only after this."""
-        sys.path.insert(0, str(self.python_path))
-        for name in DATABRICKS_VARIABLES:
-            os.environ.pop(name, None)
-        os.environ.update({"DATABRICKS_RUNTIME_VERSION": RUNTIME_VERSION,
-                           "MLFLOW_TRACKING_URI": "databricks"})
-        shell.safe_execfile(str(self.startup_file), shell.user_ns, raise_exceptions=True)
+        """Make this process's in-process IPython ``shell`` the notebook (see
+        :func:`enter_notebook`)."""
+        enter_notebook(shell, self.root)
+
+
+def enter_notebook(shell, root: Path) -> None:
+    """Make this process's in-process IPython ``shell`` the notebook whose files a
+    :class:`NotebookContext` wrote under ``root``: ``dbruntime`` on ``sys.path``, the runtime's
+    variables in ``os.environ`` (the caller restores them), the startup file run in the shell's
+    namespace. MLflow decides at import whether it runs in Databricks: import
+    ``mlflow.utils.databricks_utils`` only after this (in a fresh process)."""
+    sys.path.insert(0, str(root / "python"))
+    for name in DATABRICKS_VARIABLES:
+        os.environ.pop(name, None)
+    os.environ.update({"DATABRICKS_RUNTIME_VERSION": RUNTIME_VERSION,
+                       "MLFLOW_TRACKING_URI": "databricks"})
+    startup = root / "ipython" / "profile_default" / "startup" / "00-databricks-init.py"
+    shell.safe_execfile(str(startup), shell.user_ns, raise_exceptions=True)

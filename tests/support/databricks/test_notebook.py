@@ -74,3 +74,34 @@ def test_spark_and_the_notebook_globals_are_there(notebook):
         "      dbutils.notebook.entry_point.getDbutils().notebook().getContext()\n"
         "      .tags().get('orgId').get())"))
     assert shown.splitlines()[-1] == "True 5 local[1] True True True 1234567890123456"
+
+
+def test_an_in_process_shell_can_be_the_notebook(databricks_service, tmp_path):
+    """``enter_notebook`` in a fresh process's InteractiveShell (no spark): MLflow then finds
+    the workspace from the context."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from servers import clean_environment
+
+    from .notebook import DATABRICKS_VARIABLES, NotebookContext
+
+    context = NotebookContext(databricks_service, tmp_path / "context", spark=False).prepare()
+    script = (
+        "import sys; sys.path.insert(0, sys.argv[1])\n"
+        "from pathlib import Path\n"
+        "from IPython.core.interactiveshell import InteractiveShell\n"
+        "from support.databricks.notebook import enter_notebook\n"
+        "shell = InteractiveShell.instance()\n"
+        "enter_notebook(shell, Path(sys.argv[2]))\n"
+        "from mlflow.utils import databricks_utils as utils\n"
+        "print(utils.is_in_databricks_notebook(), utils.get_notebook_path(),\n"
+        "      utils.get_databricks_host_creds('databricks').host,\n"
+        "      type(shell.user_ns['dbutils']).__name__)\n")
+    tests = str(Path(__file__).parents[2])
+    done = subprocess.run([sys.executable, "-c", script, tests, str(context.root)],
+                          env={**clean_environment(*DATABRICKS_VARIABLES), "HOME": str(tmp_path)},
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["True", context.path, databricks_service.url, "DBUtils"]
