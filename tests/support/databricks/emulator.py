@@ -241,7 +241,11 @@ class DatabricksEmulator:
 
     def add_notebook(self, path: str) -> str:
         """A notebook at the workspace ``path``, with the experiment Databricks keeps for it
-        (named as the notebook, of type NOTEBOOK); its id, which is its experiment's."""
+        (named as the notebook, of type NOTEBOOK); its id, which is its experiment's. A path
+        it knows already is that notebook."""
+        for notebook_id, known in self.notebooks.items():
+            if known == path:
+                return notebook_id
         status, payload = self.forward("POST", "api/2.0/mlflow/experiments/create", {}, json.dumps({
             "name": path, "tags": [{"key": "mlflow.experimentType", "value": "NOTEBOOK"}]}
         ).encode())

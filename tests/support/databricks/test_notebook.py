@@ -24,6 +24,7 @@ def test_mlflow_finds_the_workspace_and_token_in_the_notebook_context(notebook,
         "import json, mlflow\n"
         "with mlflow.start_run() as run:\n"
         "    mlflow.log_param('rooms', 3)\n"
+        "    mlflow.log_text('rooms matter', 'notes.txt')\n"
         "got = mlflow.get_run(run.info.run_id)\n"
         "print(json.dumps({'experiment': got.info.experiment_id, 'tags': got.data.tags,\n"
         "                  'uri': got.info.artifact_uri, 'user': got.info.user_id}))"))
@@ -37,6 +38,9 @@ def test_mlflow_finds_the_workspace_and_token_in_the_notebook_context(notebook,
     assert tags["mlflow.databricks.webappURL"] == databricks_service.url
     assert found["user"] == tags["mlflow.user"] == context.user
     assert found["uri"].startswith(f"dbfs:/databricks/mlflow-tracking/{context.notebook_id}/")
+    stored = (f"/WorkspaceInternal/Mlflow/Artifacts/{context.notebook_id}/Runs/"
+              f"{found['uri'].split('/')[-2]}/artifacts")
+    assert databricks_service.storage.stored(stored) == [f"{stored}/notes.txt"]
     signed = {r.token for r in databricks_service.requests if r.path.startswith("/api/")}
     assert signed == {f"{context.user} …{context.token[-4:]}"}
     assert not databricks_service.not_emulated
