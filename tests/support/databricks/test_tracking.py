@@ -165,3 +165,21 @@ def test_host_metadata_and_the_current_user(databricks):
     assert workspace.config.workspace_id == databricks.workspace_id
     assert "/.well-known/databricks-config" in databricks.paths()
     assert urllib.parse.urlparse(workspace.config.host).hostname == "127.0.0.1"
+
+
+def test_a_logged_model_s_files_have_signed_urls_too(databricks, experiment):
+    import mlflow
+
+    model = mlflow.MlflowClient().create_logged_model(experiment).model_id
+    api = f"/api/2.0/mlflow/logged-models/{model}/artifacts"
+    upload = call(databricks, "POST", f"{api}/credentials-for-upload", token=databricks.token,
+                  body={"paths": ["MLmodel"]}).body["credentials"][0]
+    assert (upload["path"], upload["credential_info"]["type"]) == ("MLmodel", "AZURE_SAS_URI")
+    assert call(databricks, "PUT", upload["credential_info"]["signed_uri"], body=b"flavors: {}",
+                headers={"x-ms-blob-type": "BlockBlob"}).status == 201
+    listed = call(databricks, "GET", f"{api}/directories", token=databricks.token).body
+    assert listed == {"files": [{"path": "MLmodel", "is_dir": False, "file_size": 11}]}
+    download = call(databricks, "POST", f"{api}/credentials-for-download",
+                    token=databricks.token, body={"paths": ["MLmodel"]}).body
+    url = download["credentials"][0]["credential_info"]["signed_uri"]
+    assert call(databricks, "GET", url).body == b"flavors: {}"

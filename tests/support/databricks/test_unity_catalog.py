@@ -92,3 +92,18 @@ def test_a_version_is_finalized_only_with_its_files(databricks):
     refused = call(databricks, "POST", f"{api}/model-versions/finalize", token=databricks.token,
                    body={"name": name, "version": created["version"]})
     assert refused.status == 400 and "no MLmodel" in refused.body["message"]
+
+
+def test_without_the_sdk_a_version_s_files_go_through_presigned_urls(databricks, experiment):
+    import mlflow
+
+    databricks.unity.sdk_artifacts = False  # reset by the fixture
+    info = logged(experiment, input_example=HOUSES[:2])
+    name = f"main.default.presigned_{uuid.uuid4().hex[:6]}"
+    version = mlflow.register_model(info.model_uri, name).version
+    loaded = mlflow.pyfunc.load_model(f"models:/{name}/{version}")
+    assert list(loaded.predict(HOUSES[:2])) == pytest.approx([-20.0, 0.0])
+    paths = databricks.paths()
+    assert "/api/2.0/mlflow/unity-catalog/model-versions/generate-temporary-credentials" in paths
+    assert "/api/2.0/fs/create-upload-url" in paths
+    assert not any(p.startswith("/api/2.0/fs/files/Models/") for p in paths)
