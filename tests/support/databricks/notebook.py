@@ -13,9 +13,9 @@ Jupyter kernel (or an in-process IPython shell):
   whose ``notebook.entry_point.getDbutils().notebook().getContext()`` answers the same in the
   Java-option shapes MLflow calls (``apiUrl().get()``, ``tags().get("orgId").isDefined()``);
 - an IPython startup file (``IPYTHONDIR``) that defines the notebook's globals: ``dbutils``,
-  ``display``, ``displayHTML``, and, unless ``spark=False``, ``spark`` (a real local
-  SparkSession, ``local[1]`` on 127.0.0.1, with the cluster's conf), ``sc``, ``sql``, ``table``,
-  ``udf``.
+  ``display``, ``displayHTML``, ``getArgument``, and, unless ``spark=False``, ``spark`` (a
+  real local SparkSession, ``local[1]`` on 127.0.0.1, with the cluster's conf), ``sc``, ``sql``,
+  ``table``, ``udf``.
 
 The context is read from a JSON file at every call, as Databricks refreshes a notebook's token:
 :meth:`NotebookContext.rotate_token` changes it under a running kernel.

@@ -78,6 +78,8 @@ def test_spark_and_the_notebook_globals_are_there(notebook):
         "      dbutils.notebook.entry_point.getDbutils().notebook().getContext()\n"
         "      .tags().get('orgId').get())"))
     assert shown.splitlines()[-1] == "True 5 local[1] True True True 1234567890123456"
+    shown = run_ok(kernel, "display(spark.range(2).withColumnRenamed('id', 'rooms'))")
+    assert shown.split() == ["rooms", "0", "0", "1", "1"]  # as a pandas table
 
 
 def test_an_in_process_shell_can_be_the_notebook(databricks_service, tmp_path):
