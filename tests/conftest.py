@@ -130,6 +130,36 @@ def azure(azure_service, monkeypatch):
     assert not azure_service.not_emulated, f"not emulated: {azure_service.not_emulated}"
 
 
+@pytest.fixture(scope="session")
+def databricks_service(tmp_path_factory):
+    """The Databricks workspace emulator on 127.0.0.1 for the whole session, its MLflow API
+    forwarded to a real `mlflow server` of its own (the workspace's tracking store)."""
+    from support.databricks import start_workspace
+
+    server = MlflowServer(tmp_path_factory.mktemp("databricks-store")).start()
+    emulator = start_workspace(tmp_path_factory.mktemp("databricks"), server)
+    yield emulator
+    emulator.stop()
+    server.stop()
+
+
+@pytest.fixture
+def databricks(databricks_service, monkeypatch):
+    """The Databricks emulator with a laptop's settings (MLflow's ``databricks`` tracking URI,
+    DATABRICKS_HOST and a personal access token) and its request log emptied; a test fails if
+    anything it caused was not emulated."""
+    from support.databricks.notebook import DATABRICKS_VARIABLES
+
+    for name in DATABRICKS_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    for name, value in databricks_service.environment().items():
+        monkeypatch.setenv(name, value)
+    databricks_service.reset()
+    yield databricks_service
+    assert not databricks_service.not_emulated, (
+        f"not emulated: {databricks_service.not_emulated}")
+
+
 WORKSPACE_FLAGS = (
     "--workspace ws-churn --subscription 6d1c3a52-0000-4b1e-9c1f-2f6f1a7e0001 "
     "--resource-group rg-notebooks"
