@@ -39,11 +39,14 @@ def probe_rest_api(host_creds, shown_uri: str, timeout: float, refused_advice: s
     from mlflow.utils.rest_utils import http_request
 
     connect_timeout = min(3.0, timeout / 2)
+    # requests takes (connect, read); through databricks-sdk (MLflow's way to Databricks) the
+    # timeout is one number of seconds
+    limit = (timeout if getattr(host_creds, "use_databricks_sdk", False)
+             else (connect_timeout, timeout - connect_timeout))
     try:
         response = http_request(
             host_creds, PROBE_ENDPOINT, "GET", params={"max_results": 1},
-            max_retries=0, timeout=(connect_timeout, timeout - connect_timeout),
-            raise_on_status=False,
+            max_retries=0, timeout=limit, raise_on_status=False,
         )
     except MlflowException as error:
         reason = network_failure(error) or type(error).__name__
@@ -53,7 +56,21 @@ def probe_rest_api(host_creds, shown_uri: str, timeout: float, refused_advice: s
             f"cannot reach the MLflow server at {shown_uri} ({reason}). "
             "Start the server or check the URI."
         ) from None
-    _check_status(response.status_code, shown_uri, refused_advice)
+    _check_status(_status_of(response), shown_uri, refused_advice)
+
+
+def _status_of(response) -> int:
+    """The status the service answered with. Through databricks-sdk, MLflow rebuilds the
+    response from the SDK's error: an unknown error code becomes 500, while the body keeps
+    the service's own (Databricks answers an invalid token with error_code 403)."""
+    if response.status_code != 500:
+        return response.status_code
+    try:
+        code = str(response.json().get("error_code", ""))
+    except (ValueError, AttributeError):
+        return 500
+    return {"401": 401, "UNAUTHENTICATED": 401, "403": 403, "PERMISSION_DENIED": 403}.get(
+        code, 500)
 
 
 def _check_status(status: int, shown_uri: str, refused_advice: str) -> None:

@@ -139,11 +139,18 @@ def _checked_uri(uri: str) -> str:
         if not parts.path.strip("/") or not path.parent.is_dir():
             raise InvalidInput(f"'{uri}' names no SQLite file in an existing folder. Example: "
                                "sqlite:///runs/mlflow.db (three slashes, then the path).")
-    if not scheme and not Path(uri).expanduser().is_dir():
+    if not scheme and not _named_by_a_backend(uri) and not Path(uri).expanduser().is_dir():
         raise InvalidInput(f"'{uri}' is neither a tracking URI nor an existing folder. Use "
                            "http(s)://host:port, sqlite:///path/to/mlflow.db, databricks, or "
                            "nothing for the embedded default.")
     return uri
+
+
+def _named_by_a_backend(uri: str) -> bool:
+    """Whether a URI without a scheme names a store (``databricks``), not a folder."""
+    from mlmagic.backends import backends
+
+    return any(not module.CATCH_ALL and module.handles(uri) for module in backends())
 
 
 def _credentials_apart(uri: str | None) -> tuple[str | None, dict[str, str]]:

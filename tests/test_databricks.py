@@ -1,0 +1,63 @@
+"""Azure Databricks, as the source documents use it, against the project's Databricks
+workspace emulator (tests/support/databricks): a notebook kernel started the way a cluster
+starts one, and a laptop's shell with a personal access token."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from conftest import only_line
+from kernels import Kernel
+from support.databricks.notebook import NotebookContext
+
+
+@pytest.fixture(scope="module")
+def notebook(databricks_service, tmp_path_factory):
+    """A real kernel as a Databricks notebook, with nothing configured for mlmagic or MLflow
+    (no tracking URI, no Databricks credentials in its environment): (context, kernel)."""
+    root = tmp_path_factory.mktemp("databricks-notebook")
+    context = NotebookContext(databricks_service, root / "context", spark=False).prepare()
+    env = {**context.environment(), "HOME": str(root)}
+    env.pop("MLFLOW_TRACKING_URI")
+    work = root / "work"
+    work.mkdir()
+    kernel = Kernel(work, env).start()
+    yield context, kernel
+    kernel.stop()
+
+
+def test_a_notebook_with_nothing_configured_tracks_into_the_workspace_and_its_notebook(
+        notebook, databricks_service):
+    context, kernel = notebook
+    assert kernel.run("%load_ext mlmagic").status == "ok"
+    connected = kernel.run("%aml_connect")
+    assert connected.status == "ok", connected.text
+    assert "databricks" in connected.text and context.path in connected.text
+    assert "mlflow.db" not in connected.text  # never a file on the driver's disk
+    tracked = kernel.run("%%track --name rooms\nimport mlflow\nmlflow.log_param('rooms', 3)\n"
+                         "mlflow.log_metric('rmse', 0.5)")
+    assert tracked.status == "ok", tracked.text
+    shown = kernel.run("import json, mlmagic\nrun = mlmagic.last_run()\n"
+                       "print(json.dumps({'experiment': run.info.experiment_id, "
+                       "'tags': run.data.tags, 'params': run.data.params, "
+                       "'status': run.info.status}))")
+    found = json.loads(shown.text.splitlines()[-1])
+    assert found["experiment"] == context.notebook_id  # the notebook's own experiment
+    assert found["params"] == {"rooms": "3"} and found["status"] == "FINISHED"
+    tags = found["tags"]
+    assert tags["mlflow.databricks.notebookPath"] == context.path
+    assert tags["mlflow.databricks.notebookID"] == context.notebook_id
+    assert tags["mlflow.databricks.cluster.id"] == context.cluster_id
+    assert not databricks_service.not_emulated
+
+
+def test_a_wrong_token_is_one_line_and_nothing_is_connected(shell, databricks, monkeypatch,
+                                                             capsys):
+    monkeypatch.setenv("DATABRICKS_TOKEN", "dapi" + "0" * 32)
+    assert not shell.run_cell("%aml_connect databricks -e /Users/someone/churn").success
+    line = only_line(capsys)
+    assert "refused" in line.lower() or "token" in line.lower(), line
+    assert "0" * 32 not in line  # the token is never shown
+    assert not shell.run_cell("%%track\nx = 1").success  # nothing goes anywhere else
+    assert "the last connect failed" in only_line(capsys)
