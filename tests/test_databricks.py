@@ -61,3 +61,21 @@ def test_a_wrong_token_is_one_line_and_nothing_is_connected(shell, databricks, m
     assert "0" * 32 not in line  # the token is never shown
     assert not shell.run_cell("%%track\nx = 1").success  # nothing goes anywhere else
     assert "the last connect failed" in only_line(capsys)
+
+
+def test_from_a_laptop_a_workspace_path_experiment_tracks_and_the_card_links_to_the_run(
+        shell, databricks, capsys):
+    experiment = f"/Users/{databricks.user}/forecasts/churn"
+    connection = shell.run_line_magic("aml_connect", f"databricks -e {experiment}")
+    assert connection.experiment_name == experiment
+    assert shell.run_cell("%%track --name laptop\nimport mlflow\n"
+                          "mlflow.log_metric('rmse', 0.25)").success
+    import mlmagic
+
+    run = mlmagic.last_run()
+    assert run.info.experiment_id == connection.experiment_id and run.data.metrics == {
+        "rmse": 0.25}
+    card = repr(mlmagic.core.last_run_summary())
+    assert (f"{databricks.url}/ml/experiments/{run.info.experiment_id}/runs/{run.info.run_id}"
+            in card)
+    assert databricks.token not in capsys.readouterr().out + card  # the token is never shown
