@@ -79,3 +79,12 @@ def test_from_a_laptop_a_workspace_path_experiment_tracks_and_the_card_links_to_
     assert (f"{databricks.url}/ml/experiments/{run.info.experiment_id}/runs/{run.info.run_id}"
             in card)
     assert databricks.token not in capsys.readouterr().out + card  # the token is never shown
+
+
+def test_no_databricks_credentials_is_one_line_naming_what_to_set(shell, databricks,
+                                                                  monkeypatch, capsys):
+    for name in ("DATABRICKS_HOST", "DATABRICKS_TOKEN"):
+        monkeypatch.delenv(name)
+    assert not shell.run_cell("%aml_connect databricks").success
+    line = only_line(capsys)
+    assert "DATABRICKS_HOST" in line and "databrickscfg" in line

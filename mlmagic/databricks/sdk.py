@@ -7,15 +7,30 @@ notebook context of Databricks Runtime 13.3 to 15.4 LTS as MLflow reads it.
 from __future__ import annotations
 
 import importlib.util
+import logging
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from mlmagic.base.config import DATABRICKS_RUNTIME
+from mlmagic.base.display import quiet_loggers
+
+# MLflow's Databricks helpers and databricks-sdk log a warning for each way of signing in they
+# tried; mlmagic says in one line what failed and what to set.
+SDK_LOGGERS = ("mlflow.utils.databricks_utils", "databricks.sdk")
 
 
 def in_runtime() -> bool:
     """Whether this Python runs in a Databricks runtime (a notebook or a job on a cluster)."""
     return bool(os.environ.get(DATABRICKS_RUNTIME))
+
+
+@contextmanager
+def quiet() -> Iterator[None]:
+    """Keep MLflow's Databricks helpers and databricks-sdk quiet while the block runs."""
+    with quiet_loggers(SDK_LOGGERS, logging.CRITICAL):
+        yield
 
 
 def mark_runtime_absent() -> None:

@@ -8,7 +8,7 @@ from mlmagic.backends.contract import Backend
 from mlmagic.backends.server import probe_rest_api
 from mlmagic.base.errors import ConnectionFailed
 from mlmagic.base.failures import credential_advice
-from mlmagic.databricks.sdk import notebook_path
+from mlmagic.databricks import sdk
 
 NAME = "databricks"
 CATCH_ALL = False
@@ -24,7 +24,8 @@ def open(uri: str, timeout: float) -> Backend:
     from mlflow.utils.databricks_utils import get_databricks_host_creds
 
     try:
-        host_creds = get_databricks_host_creds(uri)
+        with sdk.quiet():
+            host_creds = get_databricks_host_creds(uri)
     except Exception:
         raise ConnectionFailed(
             f"no Databricks credentials found for '{uri}'. Set DATABRICKS_HOST and "
@@ -36,5 +37,5 @@ def open(uri: str, timeout: float) -> Backend:
         host_creds=partial(get_databricks_host_creds, uri),
         run_path="ml/experiments/{experiment_id}/runs/{run_id}",
         experiment_path="ml/experiments/{experiment_id}", model_path=None,
-        default_experiment=notebook_path(),
+        default_experiment=sdk.notebook_path(),
     )
