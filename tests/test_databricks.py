@@ -88,3 +88,32 @@ def test_no_databricks_credentials_is_one_line_naming_what_to_set(shell, databri
     assert not shell.run_cell("%aml_connect databricks").success
     line = only_line(capsys)
     assert "DATABRICKS_HOST" in line and "databrickscfg" in line
+
+
+UNSIGNED_CELL = (
+    "%%track --name unsigned\n"
+    "import mlflow\n"
+    "import pandas as pd\n"
+    "from sklearn.linear_model import LinearRegression\n"
+    "X = pd.DataFrame({'rooms': [1.0, 2.0, 3.0], 'age': [30.0, 20.0, 10.0]})\n"
+    "reg = LinearRegression().fit(X, 10 * X['rooms'] - X['age'])\n"
+    "mlflow.sklearn.log_model(reg, name='model'EXAMPLE)\n"
+)
+
+
+def test_unity_catalog_names_and_signatures_are_checked_before_anything_is_created(
+        shell, databricks, capsys):
+    import mlflow
+
+    shell.run_line_magic("aml_connect", f"databricks -e /Users/{databricks.user}/uc")
+    assert mlflow.get_registry_uri().startswith("databricks-uc")  # Databricks' default
+    assert shell.run_cell(UNSIGNED_CELL.replace("EXAMPLE", "")).success
+    capsys.readouterr()
+    assert not shell.run_cell("%aml_register main.default.unsigned --run last").success
+    assert "registers only models with a signature" in only_line(capsys)
+    assert not shell.run_cell("%aml_register default.unsigned --run last").success
+    assert "catalog.schema.model" in only_line(capsys)
+    assert "main.default.unsigned" not in databricks.unity.models  # nothing left behind
+    assert shell.run_cell(UNSIGNED_CELL.replace("EXAMPLE", ", input_example=X.head(2)")).success
+    card = repr(shell.run_line_magic("aml_register", "main.default.signed --run last"))
+    assert "main.default.signed version 1" in card

@@ -108,7 +108,7 @@ def register(
     else:
         run_id = last_run_id("Give --run RUN_ID or --uri URI.") if run in (None, "last") else run
         source, source_run = _run_model(client, run_id, path)
-    _check_model_at(source)
+    _check_unity_catalog(name, _check_model_at(source))
     version = _register_or_undo(client, name, source, tags, source_run)
     if alias:
         client.set_registered_model_alias(version.name, alias, version.version)
@@ -262,15 +262,32 @@ def _logged_models(client, run, path: str | None) -> list:
         raise
 
 
+def _check_unity_catalog(name: str, model) -> None:
+    """Unity Catalog's rules, before anything is created: a three-part name and a model
+    with a signature (MLflow checks the signature only after creating the registered model)."""
+    import mlflow
 
-def _check_model_at(source: str) -> None:
-    """NotFound unless an MLflow model (its MLmodel file) is at ``source``."""
+    if not mlflow.get_registry_uri().startswith("databricks-uc"):
+        return
+    if len(name.split(".")) != 3 or not all(name.split(".")):
+        raise InvalidInput(f"'{name}' is not a Unity Catalog model name: give all three "
+                           "levels, catalog.schema.model (e.g. main.default.churn).")
+    if model.signature is None:
+        raise InvalidInput(
+            "Unity Catalog registers only models with a signature, and this one has none, so "
+            "nothing was registered. Log it with one: mlflow.sklearn.log_model(model, "
+            "name='model', input_example=X.head()) (or signature=infer_signature(X, y)).")
+
+
+def _check_model_at(source: str):
+    """The model at ``source`` (MLflow's ModelInfo); NotFound unless an MLflow model (its
+    MLmodel file) is there."""
     from mlflow.exceptions import MlflowException
     from mlflow.models import get_model_info
 
     try:
         with temporary_env({"MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}):
-            get_model_info(source)
+            return get_model_info(source)
     except (MlflowException, OSError) as error:
         if explain(error, ensure_connected().tracking_uri) is not None:
             raise
@@ -305,9 +322,16 @@ def _register_or_undo(client, name: str, source: str, tags: dict, run_id: str | 
 
 
 def _version_numbers(client, name: str) -> set[str] | None:
-    """The versions of the registered model ``name``; None if there is no such model."""
-    if not client.search_registered_models(f"name = '{_quoted(name)}'"):
-        return None
+    """The versions of the registered model ``name``; None if there is no such model. (Looked
+    up by name: Unity Catalog's registry takes no filter when searching models.)"""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        client.get_registered_model(name)
+    except MlflowException as error:
+        if error.error_code in ("RESOURCE_DOES_NOT_EXIST", "NOT_FOUND"):
+            return None
+        raise
     return {v.version for v in client.search_model_versions(f"name = '{_quoted(name)}'")}
 
 
