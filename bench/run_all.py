@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 import azure_workspace
+import databricks_workspace
 import empty_cell
 import faults
 import live_view
@@ -49,6 +50,7 @@ BENCHMARKS = {
     "live_view": live_view,
     "models": models,
     "azure_workspace": azure_workspace,
+    "databricks_workspace": databricks_workspace,
     "panel": panel,
     "faults": faults,
 }
