@@ -148,8 +148,14 @@ def databricks(databricks_service, monkeypatch):
     """The Databricks emulator with a laptop's settings (MLflow's ``databricks`` tracking URI,
     DATABRICKS_HOST and a personal access token) and its request log emptied; a test fails if
     anything it caused was not emulated."""
+    import mlflow
     from support.databricks.notebook import DATABRICKS_VARIABLES
 
+    # MLflow keeps the tracking and registry URIs an earlier test of this worker set (mlmagic's
+    # connects set them); without them it reads the environment below
+    mlflow.set_tracking_uri(None)
+    mlflow.set_registry_uri(None)
+    monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
     for name in DATABRICKS_VARIABLES:
         monkeypatch.delenv(name, raising=False)
     for name, value in databricks_service.environment().items():

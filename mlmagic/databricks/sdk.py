@@ -1,7 +1,8 @@
 """Every place mlmagic leans on MLflow's Databricks internals or the runtime's private parts.
 
-Checked against MLflow 3.10 to 3.17 (the suite runs 3.11.1, 3.15.0 and 3.17.2) and the
-notebook context of Databricks Runtime 13.3 to 15.4 LTS as MLflow reads it.
+Checked against MLflow 3.11.1, 3.15.0 and 3.17.2 (what the suite runs) and the notebook
+context as MLflow 3.15 reads it, in the project's emulated runtime (tests/support/databricks,
+shaped after DBR 15.4); never against a real cluster here.
 """
 
 from __future__ import annotations
