@@ -23,7 +23,7 @@ from IPython.display import DisplayHandle, display
 from traitlets import Bool, Float, Int, TraitError, Unicode, observe
 
 from mlmagic.azure import AUTH_METHODS
-from mlmagic.base.config import CONNECTION_KEYS, DEFAULT_MAX_RUNS, DEFAULT_TIMEOUT
+from mlmagic.base.config import CONNECTION_KEYS, DEFAULT_MAX_RUNS, DEFAULT_TIMEOUT, TRACK_MODES
 from mlmagic.base.errors import InvalidInput
 
 if TYPE_CHECKING:
@@ -133,6 +133,9 @@ class MlMagic(Magics):
     @argument("--config", metavar="PATH", help="the workspace's config.json")
     @argument("--auth", choices=AUTH_METHODS, help="how to sign in to Azure (default: "
               "azure-identity's default chain; interactive only when asked)")
+    @argument("--track", choices=TRACK_MODES, help="both: track in the store and mirror every "
+              "run into the Azure ML workspace named (the default in Databricks); azureml: "
+              "track only in the workspace")
     @argument("--from", dest="source", metavar="VAR", help="an MLClient or azureml-core "
               "Workspace in the namespace")
     @line_magic
@@ -148,7 +151,7 @@ class MlMagic(Magics):
             timeout=self.connect_timeout if args.timeout is None else args.timeout,
             workspace=args.workspace, subscription=args.subscription,
             resource_group=args.resource_group, config=args.config, auth=args.auth,
-            client=self._variable(args.source) if args.source else None,
+            client=self._variable(args.source) if args.source else None, track=args.track,
         )
 
     @magic_arguments()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import warnings
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -63,7 +64,37 @@ def use_credential_for_mlflow(tracking_uri: str, subscription: str, resource_gro
         cloud=_mlflow_cloud(),
     )
     _AzureMLServiceContextLoader.add_service_context(tracking_uri, context)
+    _CONTEXTS[(subscription.lower(), resource_group.lower(), workspace.lower())] = context
+    _route_artifacts_by_workspace()
     return AzureMLRestStore(context).get_host_creds
+
+
+# The service context of each workspace mlmagic connected to, by (subscription, resource
+# group, workspace), lower case.
+_CONTEXTS: dict[tuple[str, str, str], Any] = {}
+_WORKSPACE_PATH = re.compile(r"/subscriptions/([^/]+)/resourceGroups/([^/]+)/providers/"
+                             r"Microsoft\.MachineLearningServices/workspaces/([^/]+)", re.I)
+
+
+def _route_artifacts_by_workspace() -> None:
+    """azureml-mlflow's artifact repository signs in with the service context of MLflow's
+    current tracking store (``_store.artifact.utils.get_service_context``), so it fails for a
+    workspace's run while MLflow tracks elsewhere (--track both writes the Azure ML mirror
+    while the store is Databricks'). Make it take the context of the workspace the artifact
+    URI names, where mlmagic connected to it; other URIs go on as before."""
+    from azureml.mlflow._store.artifact import utils
+
+    original = utils.get_service_context
+    if getattr(original, "by_workspace", False):
+        return
+
+    def by_workspace(parsed_url):
+        found = _WORKSPACE_PATH.search(parsed_url.path)
+        key = tuple(part.lower() for part in found.groups()) if found else None
+        return _CONTEXTS.get(key) or original(parsed_url)
+
+    by_workspace.by_workspace = True
+    utils.get_service_context = by_workspace
 
 
 def _mlflow_cloud() -> Any:

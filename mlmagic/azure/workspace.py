@@ -35,6 +35,7 @@ NO_SIGN_IN = (
 
 
 CONFIG_KEYS = ("subscription_id", "resource_group", "workspace_name")  # of its config.json
+EXPERIMENT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,254}")  # what Azure ML takes
 
 
 @dataclass(frozen=True)
@@ -219,7 +220,24 @@ def open_workspace(ref: WorkspaceRef, token_credential: Any, timeout: float) -> 
         facts=(("workspace", ref.name), ("region", workspace.location),
                ("resource group", ref.resource_group), ("subscription", ref.subscription)),
         workspace=WorkspaceHandle(ref, token_credential),
+        experiment_name_rule=experiment_name,
     )
+
+
+def experiment_name(name: str) -> str:
+    """The Azure ML experiment name for ``name``: as it is where Azure ML takes it (a letter
+    or digit, then letters, digits, ``_`` and ``-``); a Databricks workspace path becomes its
+    parts after the user's folder, joined by ``-`` (``/Users/me@x.com/churn/train`` →
+    ``churn-train``), other characters ``_``."""
+    if EXPERIMENT_NAME.fullmatch(name):
+        return name
+    parts = [part for part in name.split("/") if part]
+    if len(parts) > 2 and parts[0] in ("Users", "Repos"):
+        parts = parts[2:]
+    elif len(parts) > 1 and parts[0] in ("Shared", "Workspace"):
+        parts = parts[1:]
+    mapped = re.sub(r"[^A-Za-z0-9_-]", "_", "-".join(parts)).lstrip("_-")[:255]
+    return mapped or "Default"
 
 
 def _identity():

@@ -42,12 +42,19 @@ class Backend:
     # endpoints the workspace hosts (endpoints(), endpoint(name)).
     workspace: Any = None
     default_experiment: str | None = None  # when none is named (a Databricks notebook's own)
+    # How this store spells an experiment name made for another store (Azure ML takes no
+    # Databricks path); None: as it is.
+    experiment_name_rule: Callable[[str], str] | None = None
 
     def link(self, path: str | None, **fields: str) -> str | None:
         """The web UI address of ``path`` (one of the *_path templates), where there is one."""
         if not self.ui_url or path is None:
             return None
         return f"{self.ui_url.rstrip('/')}/{path.format(**fields)}"
+
+    def experiment_name_for(self, name: str) -> str:
+        """The name this store gives an experiment another store calls ``name``."""
+        return self.experiment_name_rule(name) if self.experiment_name_rule else name
 
     def run_url(self, experiment_id: str, run_id: str) -> str | None:
         """The web UI address of one run, where this backend has a UI."""

@@ -31,7 +31,8 @@ EMBEDDED = "embedded default"
 DATABRICKS_RUNTIME = "DATABRICKS_RUNTIME_VERSION"  # set in every Databricks runtime
 # What a config file names besides MlMagic's settings (the traitlets, set from the same table).
 CONNECTION_KEYS = ("tracking_uri", "experiment", "subscription_id", "resource_group",
-                   "workspace_name", "auth", "autoconnect")
+                   "workspace_name", "auth", "autoconnect", "track")
+TRACK_MODES = ("both", "azureml")  # where tracked runs go besides (or instead of) the store
 # Defaults that more than one layer needs, written once.
 DEFAULT_TIMEOUT = 8.0  # seconds an interactive call waits for the store
 DEFAULT_MAX_RUNS = 1000  # runs a listing returns when no maximum is given
@@ -74,27 +75,35 @@ def find_config(start: Path | None = None) -> tuple[Path, dict] | None:
 
 
 def resolve_settings(
-    start: Path | None = None, environ: Mapping[str, str] | None = None
+    start: Path | None = None, environ: Mapping[str, str] | None = None, *,
+    workspaces: bool = True,
 ) -> Settings:
-    """Resolve the tracking target from the environment, the config files and the default."""
+    """Resolve the tracking target from the environment, the config files and the default;
+    without ``workspaces``, passing over every Azure ML workspace they name (the store that
+    --track both mirrors into one)."""
     environ = os.environ if environ is None else environ
     found = find_config(start)
     table = found[1] if found else {}
     experiment = table.get("experiment")
     for variable in URI_VARIABLES:
-        if environ.get(variable):
+        if environ.get(variable) and (workspaces or not _names_workspace(environ[variable])):
             return Settings(environ[variable], experiment, variable, table)
-    if found and table.get("tracking_uri"):
-        return Settings(table["tracking_uri"], experiment, str(found[0]), table)
-    if found and table.get("workspace_name"):
+    uri = table.get("tracking_uri") if found else None
+    if uri and (workspaces or not _names_workspace(uri)):
+        return Settings(uri, experiment, str(found[0]), table)
+    if found and table.get("workspace_name") and workspaces:
         return Settings(None, experiment, str(found[0]), table, workspace=table)
-    workspace_config = find_workspace_config(start)
+    workspace_config = find_workspace_config(start) if workspaces else None
     if workspace_config:
         return Settings(None, experiment, str(workspace_config[0]), table,
                         workspace=workspace_config[1])
     if environ.get(DATABRICKS_RUNTIME):
         return Settings("databricks", experiment, "the Databricks runtime", table)
     return Settings(None, experiment, EMBEDDED, table)
+
+
+def _names_workspace(uri: str) -> bool:
+    return uri.lower().startswith("azureml:")
 
 
 def find_workspace_config(start: Path | None = None) -> tuple[Path, dict] | None:
@@ -147,4 +156,7 @@ def _checked(table: object, path: Path) -> dict:
     for key in ("tracking_uri", "experiment"):
         if key in table and not isinstance(table[key], str):
             raise ConfigError(f"{path}: '{key}' must be a string, e.g. {key} = \"...\".")
+    if "track" in table and table["track"] not in TRACK_MODES:
+        raise ConfigError(f"{path}: track must be one of {', '.join(TRACK_MODES)}, e.g. "
+                          'track = "both".')
     return table

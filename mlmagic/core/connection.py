@@ -10,7 +10,9 @@ from urllib.parse import unquote, urlsplit
 from mlmagic.backends import open_backend
 from mlmagic.base.checks import checked_experiment_name, checked_timeout
 from mlmagic.base.config import (
+    DATABRICKS_RUNTIME,
     DEFAULT_TIMEOUT,
+    TRACK_MODES,
     Settings,
     read_workspace_config,
     resolve_settings,
@@ -22,6 +24,7 @@ from mlmagic.base.failures import explain, network_failure
 from mlmagic.base.secrets import error_line, redact_uri, split_credentials
 from mlmagic.core.interactive import interactive
 from mlmagic.core.journal import SyncReport, pending, sync_journals
+from mlmagic.core.mirror import link_synced
 from mlmagic.core.session import Connection, current_session
 from mlmagic.core.sink import SHORT_RETRIES
 
@@ -50,6 +53,7 @@ def connect(
     config: str | Path | None = None,
     auth: str | None = None,
     client: object | None = None,
+    track: str | None = None,
 ) -> Connection:
     """Connect MLflow to a tracking backend and select an experiment (created if missing).
 
@@ -62,6 +66,12 @@ def connect(
     ``experiment``, the config file's, then ``MLFLOW_EXPERIMENT_NAME``, the session's default,
     the backend's own (a Databricks notebook's experiment is the notebook), then "Default".
 
+    ``track`` (or the config file's ``track``): "both" tracks every run in the store and
+    mirrors it into the Azure ML workspace named (the default in a Databricks runtime, as
+    linked workspaces behave: the store is then the Databricks workspace's unless ``uri``
+    names another); "azureml" tracks only in the workspace. The mirror's experiment has the
+    same name where Azure ML takes it (a workspace path is renamed, see the connection card).
+
     A malformed call raises before anything changes. A backend that cannot be used raises
     too, and then nothing is tracked (anywhere) until a connect succeeds. A user name and
     password in an HTTP(S) URI are moved to ``MLFLOW_TRACKING_USERNAME`` and
@@ -69,7 +79,10 @@ def connect(
     """
     session = current_session()
     timeout = checked_timeout(timeout)
-    settings = _settings(uri, workspace, subscription, resource_group, config, client)
+    track = _checked_track(track)
+    settings = _settings(uri, workspace, subscription, resource_group, config, client,
+                         linked=track == "both")
+    settings, mirrored = _linked(settings, track or settings.options.get("track"))
     named = (experiment or settings.experiment or os.environ.get("MLFLOW_EXPERIMENT_NAME")
              or session.default_experiment)
     named = checked_experiment_name(named) if named else None
@@ -78,8 +91,10 @@ def connect(
         with temporary_env(credentials):
             backend = _open(settings, auth or settings.options.get("auth") or "default",
                             client, timeout)
-            name = named or backend.default_experiment or DEFAULT_EXPERIMENT
+            name = _name_in(backend, named or backend.default_experiment or DEFAULT_EXPERIMENT)
             experiment_id = _experiment_id(backend.tracking_uri, name, create=True)
+            mirror = mirrored and _mirror(mirrored, auth or settings.options.get("auth"),
+                                          client, timeout, name)
     except InvalidInput:
         raise
     except MlmagicError as error:
@@ -97,26 +112,75 @@ def connect(
     if os.environ.get(URI_VARIABLE) == backend.tracking_uri:  # MLflow wrote it for children
         _write_environment({URI_VARIABLE: backend.tracking_uri}, users_own, already_set=True)
     mlflow.set_experiment(experiment_id=experiment_id)
-    session.connection = Connection(backend, name, experiment_id, settings.origin, timeout)
+    session.connection = Connection(backend, name, experiment_id, settings.origin, timeout,
+                                    mirror or None)
     session.refused = None
-    _clean_up_after_dead_sessions(backend.tracking_uri)
+    for store in filter(None, (backend, mirror and mirror.backend)):
+        _clean_up_after_dead_sessions(store.tracking_uri)
     return session.connection
 
 
-def _settings(uri, workspace, subscription, resource_group, config, client) -> Settings:
-    """Where to connect, checked before anything is tried."""
+def _checked_track(track: str | None) -> str | None:
+    if track is None or track in TRACK_MODES:
+        return track
+    raise InvalidInput(f"--track takes {' or '.join(TRACK_MODES)}, not '{track}'.")
+
+
+def _settings(uri, workspace, subscription, resource_group, config, client, *,
+              linked: bool = False) -> Settings:
+    """Where to connect, checked before anything is tried (``linked``: a URI and a workspace
+    may both be named, for --track both)."""
     workspace_given = any(v is not None for v in (workspace, subscription, resource_group,
                                                    config, client))
-    if uri is not None and workspace_given:
-        raise InvalidInput("give a tracking URI or an Azure ML workspace, not both.")
+    if uri is not None and workspace_given and not linked:
+        raise InvalidInput("give a tracking URI or an Azure ML workspace, not both (or both "
+                           "with --track both).")
     if workspace_given:
-        return _workspace_settings(workspace, subscription, resource_group, config, client)
+        named = _workspace_settings(workspace, subscription, resource_group, config, client)
+        return replace(named, tracking_uri=_checked_uri(uri)) if uri is not None else named
     if uri is None:
         settings = resolve_settings(environ=current_session().user_environment())
         if settings.tracking_uri is not None:
             _checked_uri(settings.tracking_uri)
         return settings
     return Settings(_checked_uri(uri), origin="argument")
+
+
+def _linked(settings: Settings, track: str | None) -> tuple[Settings, Settings | None]:
+    """The store to track in, and the Azure ML workspace to mirror into (--track both):
+    both is the default in a Databricks runtime when a workspace is named."""
+    from mlmagic.azure import workspace as azureml
+
+    uri = settings.tracking_uri
+    names_workspace = settings.workspace is not None or bool(uri and azureml.handles(uri))
+    in_databricks = bool(current_session().user_environment().get(DATABRICKS_RUNTIME))
+    track = track or ("both" if in_databricks and names_workspace else None)
+    if track is not None and not names_workspace:
+        raise InvalidInput(f"--track {track} needs an Azure ML workspace: give --workspace, "
+                           "--subscription and --resource-group, or --config config.json.")
+    if track != "both":
+        return replace(settings, tracking_uri=None) if settings.workspace else settings, None
+    workspace_only = replace(settings, tracking_uri=None if settings.workspace else uri)
+    if uri and settings.workspace and not azureml.handles(uri):
+        return replace(settings, workspace=None), workspace_only
+    own = resolve_settings(environ=current_session().user_environment(), workspaces=False)
+    return replace(own, experiment=settings.experiment or own.experiment), workspace_only
+
+
+def _mirror(settings: Settings, auth: str | None, client, timeout: float, name: str
+            ) -> Connection:
+    """The connection to the workspace runs are mirrored into, its experiment named after
+    ``name`` (in the form the workspace takes), created if missing."""
+    backend = _open(settings, auth or "default", client, timeout)
+    return _mirror_experiment(Connection(backend, name, "", settings.origin, timeout), name)
+
+
+def _mirror_experiment(mirror: Connection, name: str) -> Connection:
+    """The mirror connection with the experiment named after ``name`` (the store's name), as
+    the mirror spells it (the connection card says so), created if missing."""
+    spelt = mirror.backend.experiment_name_for(name)
+    experiment_id = _experiment_id(mirror.tracking_uri, spelt, create=True)
+    return replace(mirror, experiment_name=spelt, experiment_id=experiment_id)
 
 
 def _checked_uri(uri: str) -> str:
@@ -224,9 +288,26 @@ def sync() -> SyncReport:
     Runs another live session still tracks offline wait for it to end them."""
     connection = ensure_connected()
     held = _send_held()
+    report, run_ids = _sync_store(connection)
+    if connection.mirror is not None:
+        mirrored, mirror_ids = _sync_store(connection.mirror)
+        report = replace(report, runs=report.runs + mirrored.runs,
+                         points=report.points + mirrored.points,
+                         waiting=report.waiting + mirrored.waiting,
+                         killed=report.killed + mirrored.killed)
+        link_synced(connection, list(run_ids.values()), list(mirror_ids.values()))
+    tracked = current_session().last_tracked
+    if tracked is not None and tracked.journal in run_ids:
+        tracked.run_id, tracked.journal = run_ids[tracked.journal], None
+    return replace(report, runs=report.runs + held[0], points=report.points + held[1],
+                   kept=len(current_session().held))
+
+
+def _sync_store(connection: Connection) -> tuple[SyncReport, dict[Path, str]]:
+    """Send the journals kept for one store."""
     try:
         with temporary_env({**SHORT_RETRIES, "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true"}):
-            report, run_ids = sync_journals(connection.tracking_uri)
+            return sync_journals(connection.tracking_uri)
     except Exception as error:
         reason = network_failure(error)
         if reason is None:
@@ -235,11 +316,6 @@ def sync() -> SyncReport:
             f"cannot reach {redact_uri(connection.tracking_uri)} ({reason}); the journal is "
             "kept. Run %aml_sync again when the server is back."
         ) from None
-    tracked = current_session().last_tracked
-    if tracked is not None and tracked.journal in run_ids:
-        tracked.run_id, tracked.journal = run_ids[tracked.journal], None
-    return replace(report, runs=report.runs + held[0], points=report.points + held[1],
-                   kept=len(current_session().held))
 
 
 def _send_held() -> tuple[int, int]:
@@ -283,13 +359,26 @@ def set_experiment(name: str) -> Connection:
     if session.connection is None and session.refused is None:
         return connect(experiment=name)
     connection = ensure_connected()
+    name = _name_in(connection.backend, name)
     experiment_id = _experiment_id(connection.tracking_uri, name, create=True)
+    mirror = connection.mirror and _mirror_experiment(connection.mirror, name)
 
     import mlflow
 
     mlflow.set_experiment(experiment_id=experiment_id)
-    session.connection = replace(connection, experiment_name=name, experiment_id=experiment_id)
+    session.connection = replace(connection, experiment_name=name, experiment_id=experiment_id,
+                                 mirror=mirror or None)
     return session.connection
+
+
+def _name_in(backend, name: str) -> str:
+    """``name`` as the store spells it (Azure ML takes no Databricks path); said if it
+    differs."""
+    spelt = backend.experiment_name_for(name)
+    if spelt != name:
+        notify(f"{backend.name} takes no '{name}' as an experiment name; the runs go to its "
+               f"experiment '{spelt}'.")
+    return spelt
 
 
 def status() -> Connection | Card:
@@ -311,8 +400,9 @@ def status() -> Connection | Card:
 
 def experiment_id_of(name: str, *, create: bool = False) -> str:
     """The id of the experiment ``name`` in the current store; NotFound unless ``create``."""
-    name = checked_experiment_name(name)
-    return _experiment_id(ensure_connected().tracking_uri, name, create=create)
+    connection = ensure_connected()
+    name = connection.backend.experiment_name_for(checked_experiment_name(name))
+    return _experiment_id(connection.tracking_uri, name, create=create)
 
 
 def _write_environment(values: dict[str, str], users_own: dict[str, str], *,

@@ -38,6 +38,8 @@ class Connection:
     experiment_id: str
     origin: str
     timeout: float = DEFAULT_TIMEOUT  # seconds an interactive call waits for the store
+    # --track both: the store every tracked run is mirrored into (a linked Azure ML workspace)
+    mirror: Connection | None = None
 
     @property
     def tracking_uri(self) -> str:
@@ -76,7 +78,22 @@ class Connection:
             ("home", self.backend.link(self.backend.home_path)),
             ("UI", experiment_url),
             ("UI command", self.backend.ui_hint),
+            ("also tracked in", self._mirror_line()),
+            ("its UI", self.mirror and self.mirror.backend.link(
+                self.mirror.backend.experiment_path, experiment_id=self.mirror.experiment_id)),
         )
+
+    def _mirror_line(self) -> str | None:
+        """Where --track both mirrors the runs: the store, and the experiment there."""
+        if self.mirror is None:
+            return None
+        mirror = self.mirror
+        workspace = dict(mirror.backend.facts).get("workspace")
+        line = (f"{mirror.backend.name} {workspace or ''}, experiment "
+                f"{mirror.experiment_name} (id {mirror.experiment_id})")
+        if mirror.experiment_name != self.experiment_name:
+            line += f", the name it takes for '{self.experiment_name}'"
+        return line
 
     def _repr_html_(self) -> str:
         return self._card()._repr_html_()
@@ -100,6 +117,7 @@ class TrackedRun:
     complete: bool = True  # False when something was logged around mlmagic: ask the store
     journal: Path | None = None  # where the run waits for %aml_sync, if its store was away
     registered: Any = None  # the ModelVersion registered from it (track(register=...))
+    linked_url: str | None = None  # its mirror's page, with --track both
 
 
 RunListener = Callable[[str, TrackedRun], None]

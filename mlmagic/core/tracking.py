@@ -33,6 +33,7 @@ from mlmagic.base.secrets import (
 from mlmagic.core.connection import ensure_connected, experiment_id_of
 from mlmagic.core.interactive import interactive
 from mlmagic.core.interrupts import deferred_interrupts, run_to_end
+from mlmagic.core.mirror import Mirror, linked_tags, new_link, start_mirror
 from mlmagic.core.notebook import notebook_path
 from mlmagic.core.recorder import (
     Recorder,
@@ -131,14 +132,16 @@ def track(
     experiment_id = (
         experiment_id_of(experiment, create=True) if experiment else connection.experiment_id
     )
-    tags = {**_source_tags(namespace), **tags}
+    tags = {**_source_tags(namespace), **tags, **(new_link() if connection.mirror else {})}
     with deferred_interrupts() as start_interrupted:
         run, sink = _start_run(connection, name, experiment_id, nested, tags, autolog)
         tracked = current_session().last_tracked = TrackedRun(
             sink.run_id, run.info.run_name if run else name or "(unnamed)", experiment_id,
             connection.tracking_uri, run.info.start_time if run else int(time.time() * 1000),
         )
-        recorder = Recorder(sink.run_id, sink.write_batch)
+        mirror = connection.mirror and _start_mirror(connection, experiment, run, sink, tags,
+                                                     tracked)
+        recorder = Recorder(sink.run_id, _writer(sink, mirror))
         recorder.masked_keys |= said
         start_recording(recorder)
         recorder.start()
@@ -148,7 +151,8 @@ def track(
         if start_interrupted.seen:
             raise KeyboardInterrupt
         if source:
-            uploads.append(_keep_text(sink, run, mask_secret_literals(source), SOURCE_ARTIFACT))
+            uploads += _keep_texts(sink, run, mirror, mask_secret_literals(source),
+                                   SOURCE_ARTIFACT)
         _announce("started", tracked)
         for key, value in params.items():
             recorder.log_param(key, value)
@@ -162,12 +166,12 @@ def track(
     except BaseException as error:
         text = scrub("".join(traceback.format_exception(error)), connection.tracking_uri,
                      secret_literals(source or ""))
-        uploads.append(_keep_text(sink, run, text, TRACEBACK_ARTIFACT))
+        uploads += _keep_texts(sink, run, mirror, text, TRACEBACK_ARTIFACT)
         advice = LOGGED_MODELS_ADVICE if logged_models_missing(error) else None
         raise
     finally:
         closing = partial(_close, tracked, recorder, sink, outer, status, quiet, uploads,
-                          autolog)
+                          autolog, mirror)
         if run_to_end(closing) and status == "FINISHED":
             notify("the interrupt came while the finished cell's run was being closed; the run "
                    "is complete (FINISHED).")
@@ -192,8 +196,9 @@ def _register_logged_model(name: str, tracked: TrackedRun):
     return register(name, run=tracked.run_id, path=None)
 
 
-def _close(tracked, recorder, sink, outer, status, quiet, uploads, autolog) -> None:
-    """Close a tracked run: every step is tried, whatever the ones before did."""
+def _close(tracked, recorder, sink, outer, status, quiet, uploads, autolog, mirror) -> None:
+    """Close a tracked run (and its mirror): every step is tried, whatever the ones before
+    did."""
     import mlflow
 
     stop_recording(recorder)
@@ -208,15 +213,50 @@ def _close(tracked, recorder, sink, outer, status, quiet, uploads, autolog) -> N
     tracked.status, tracked.end_time = status, int(time.time() * 1000)
     sink.end(status, tracked.end_time)
     sink.retry()
-    if not sink.saved:
-        current_session().held.append(sink)
-        notify(f"{sink.unsaved_points()} point(s) of the run {tracked.run_name} are not saved "
-               f"yet: {sink.unsaved_reason()}. They are kept in memory while this kernel "
-               "runs; %aml_sync tries again.")
+    if mirror:
+        mirror.close(status, tracked.end_time, None if sink.offline else sink.run_id,
+                     sink.connection.client(), {SOURCE_ARTIFACT, TRACEBACK_ARTIFACT})
+        tracked.linked_url = mirror.url
+    for each in filter(None, (sink, mirror and mirror.sink)):
+        if not each.saved:
+            _hold(each, tracked)
     tracked.metrics = recorder.last_metrics
     tracked.complete = not (recorder.bypassed or autolog)
     tracked.journal = sink.journal.path if sink.offline and sink.journal else None
     _announce("ended", tracked)
+
+
+def _hold(sink: RunSink, tracked: TrackedRun) -> None:
+    """Keep in memory what neither the sink's store nor the journal took, and say so."""
+    current_session().held.append(sink)
+    notify(f"{sink.unsaved_points()} point(s) of the run {tracked.run_name} are not saved "
+           f"yet: {sink.unsaved_reason()}. They are kept in memory while this kernel "
+           "runs; %aml_sync tries again.")
+
+
+def _start_mirror(connection, experiment, run, sink, tags, tracked) -> Mirror:
+    """Start the run's mirror (--track both); the run gets the tags that point at it."""
+    from mlflow.entities import RunTag
+    from mlflow.tracking.context.registry import resolve_tags
+
+    start_tags = run.data.tags if run else resolve_tags(tags)
+    mirror = start_mirror(connection, experiment, tracked.run_name, tracked.start_time,
+                          start_tags, sink.run_id, tracked.experiment_id)
+    pointers = linked_tags(mirror.connection, mirror.run_id, mirror.experiment_id)
+    sink.write_batch([], [], [RunTag(key, value) for key, value in pointers.items()])
+    return mirror
+
+
+def _writer(sink: RunSink, mirror: Mirror | None):
+    """Where the recorder's batches go: the run's sink, and its mirror's."""
+    if not mirror:
+        return sink.write_batch
+
+    def write_both(metrics: list, params: list, tags: list) -> None:
+        sink.write_batch(metrics, params, tags)
+        mirror.sink.write_batch(metrics, params, tags)
+
+    return write_both
 
 
 def _try(step: Callable[[], object], doing: str) -> None:
@@ -274,7 +314,7 @@ def last_run_summary() -> Card | None:
     duration = tracked.end_time - tracked.start_time if tracked.end_time else None
     return _summary_card(
         tracked.run_name, tracked.run_id, tracked.experiment_id, tracked.status, duration,
-        tracked.metrics, tracked.journal,
+        tracked.metrics, tracked.journal, tracked.linked_url,
     )
 
 
@@ -298,7 +338,8 @@ def run_summary(run: Run) -> Card:
     )
 
 
-def _summary_card(name, run_id, experiment_id, status, duration, metrics, journal=None):
+def _summary_card(name, run_id, experiment_id, status, duration, metrics, journal=None,
+                  linked_url=None):
     connection = current_session().connection
     url = connection.run_url(run_id, experiment_id) if connection and run_id else None
     shown = ", ".join(f"{key}={value:.6g}" for key, value in sorted(metrics.items()))
@@ -308,6 +349,7 @@ def _summary_card(name, run_id, experiment_id, status, duration, metrics, journa
         ("duration", format_duration(duration)),
         ("metrics", shown),
         ("link", url),
+        ("linked run", linked_url),
         ("journal", f"{journal} (%aml_sync sends it)" if journal else None),
     )
 
@@ -392,6 +434,15 @@ def _end_runs(run_id: str, outer_id: str | None, status: str) -> Exception | Non
     return failures[0] if failures else None
 
 
+def _keep_texts(sink: RunSink, run, mirror: Mirror | None, text: str, name: str
+                ) -> list[threading.Thread | None]:
+    """Keep ``text`` as the artifact ``name`` of the run, and of its mirror."""
+    kept = [_keep_text(sink, run, text, name)]
+    if mirror:
+        kept.append(_keep_text(mirror.sink, mirror.run, text, name))
+    return kept
+
+
 def _keep_text(sink: RunSink, run, text: str, name: str) -> threading.Thread | None:
     """Keep ``text`` as the artifact ``name``: uploaded in the background, or journaled."""
     if sink.offline:
@@ -407,10 +458,10 @@ def _upload_text(sink: RunSink, run: ActiveRun, text: str, name: str) -> threadi
     from mlflow.store.artifact.local_artifact_repo import LocalArtifactRepository
 
     tracking_uri = sink.connection.tracking_uri
-    repository = get_artifact_repository(run.info.artifact_uri, tracking_uri)
 
     def upload() -> None:
         try:
+            repository = get_artifact_repository(run.info.artifact_uri, tracking_uri)
             if isinstance(repository, LocalArtifactRepository):  # a folder: write in place
                 folder = Path(repository.artifact_dir)
                 folder.mkdir(parents=True, exist_ok=True)

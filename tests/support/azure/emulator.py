@@ -53,6 +53,8 @@ MANAGED_IDENTITY_VARIABLES = ("IDENTITY_ENDPOINT", "IDENTITY_HEADER", "MSI_ENDPO
 SERVICE_PRINCIPAL_VARIABLES = ("AZURE_TENANT_ID", "AZURE_CLIENT_ID", "AZURE_CLIENT_SECRET",
                                "AZURE_AUTHORITY_HOST")
 LOGGED_MODELS = re.compile(r"api/2\.0/mlflow/logged-models(/.*)?")
+# Azure ML's rule for experiment names: a letter or digit, then letters, digits, _ and -.
+EXPERIMENT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,254}")
 
 
 @dataclass
@@ -98,6 +100,7 @@ class AzureEmulator:
         self.requests: list[Request] = []
         self.not_emulated: list[Request] = []
         self.deny_mlflow = False  # the identity has no role on the workspace
+        self.unreachable = False  # every connection drops unanswered, as with a host that is down
         self.computes: set[str] = set()  # attached compute names
         self.identity = Identity(self.url)
         self.service_principal = self.identity.add_principal()
@@ -176,7 +179,7 @@ class AzureEmulator:
         self.requests.clear()
         self.not_emulated.clear()
         self.identity.token_lifetime = 3600.0
-        self.identity.refuse_tokens = self.deny_mlflow = False
+        self.identity.refuse_tokens = self.deny_mlflow = self.unreachable = False
         self.logged_models = logged_models
         for part in self.parts:
             part.clear()
@@ -372,6 +375,14 @@ class AzureEmulator:
                              "/workspaces/experiments/read'.")
         if not self.logged_models and LOGGED_MODELS.fullmatch(api):
             return Response(404, b"")
+        if api.endswith("mlflow/experiments/create"):
+            name = json.loads(body or b"{}").get("name", "")
+            if not EXPERIMENT_NAME.fullmatch(name):
+                return json_response(400, {
+                    "error_code": "INVALID_PARAMETER_VALUE",
+                    "message": f"The experiment name '{name}' is invalid: an experiment name "
+                               "starts with a letter or a digit and holds only letters, digits, "
+                               "underscores and dashes."})
         status, payload = self._forward(api, query, headers["X-Method"], body)
         if status == 200 and payload:
             payload = json.dumps(self._azure_artifact_uris(json.loads(payload), found)).encode()

@@ -44,6 +44,9 @@ class Handler(BaseHTTPRequestHandler):
         pass
 
     def _serve(self) -> None:
+        if self.owner.unreachable:  # as a host that is down: the connection drops, no answer
+            self.close_connection = True
+            return
         parsed = urllib.parse.urlparse(self.path)
         host = (self.headers.get("Host") or "").partition(":")[0]
         if host.endswith(STORAGE_SUFFIX):  # a blob URL by host name: route it path-style

@@ -72,3 +72,22 @@ def test_logged_models_can_answer_404_as_azure_ml_did(azure, tracking):
         assert (answer.status, answer.body) == (404, b"")
     assert call(azure, "GET", api + "/experiments/search?max_results=1",
                 token=token).status == 200
+
+
+def test_an_experiment_name_is_letters_digits_underscores_and_dashes(azure, tracking):
+    from mlflow.exceptions import MlflowException
+
+    with pytest.raises(MlflowException, match="experiment name '/Users/someone/churn'"):
+        tracking.create_experiment("/Users/someone/churn")
+    assert tracking.get_experiment(tracking.create_experiment("someone_churn-2")).name == (
+        "someone_churn-2")
+
+
+def test_an_unreachable_workspace_drops_every_connection_unanswered(azure):
+    import http.client
+
+    azure.unreachable = True
+    with pytest.raises((http.client.RemoteDisconnected, ConnectionError)):
+        call(azure, "GET", "/metadata/endpoints?api-version=2019-05-01")
+    azure.unreachable = False
+    assert call(azure, "GET", "/metadata/endpoints?api-version=2019-05-01").status == 200
