@@ -19,6 +19,7 @@ import azure_workspace
 import databricks_workspace
 import empty_cell
 import faults
+import linked_workspaces
 import live_view
 import load_ext
 import metric_logging
@@ -51,6 +52,7 @@ BENCHMARKS = {
     "models": models,
     "azure_workspace": azure_workspace,
     "databricks_workspace": databricks_workspace,
+    "linked_workspaces": linked_workspaces,
     "panel": panel,
     "faults": faults,
 }

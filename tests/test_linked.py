@@ -199,3 +199,37 @@ def test_in_a_notebook_the_azure_side_down_is_one_line_under_the_cell(notebook, 
     said = [line for line in tracked.text.splitlines() if line.startswith("mlmagic:")]
     assert len(said) == 1 and "%aml_sync" in said[0], tracked.text
     assert "Retrying" not in tracked.text and "Traceback" not in tracked.text, tracked.text
+
+
+def test_a_cluster_started_with_the_init_script_links_a_new_notebook_with_no_arguments(
+        shell, azure, databricks_service, tmp_path):
+    import shlex
+
+    from test_setup import run_script
+
+    shell.run_line_magic("aml_connect", WORKSPACE_FLAGS)
+    script = shell.run_line_magic("aml_init_script", f"-o {tmp_path / 'init.sh'}")
+    cluster = tmp_path / "cluster"
+    run_script(script, cluster)  # as the cluster runs it at start, in its own root
+    spark_env = (cluster / "databricks" / "spark" / "conf" / "spark-env.sh").read_text()
+    exported = dict(shlex.split(line)[1].split("=", 1) for line in spark_env.splitlines()
+                    if line.startswith("export "))
+    context = NotebookContext(databricks_service, tmp_path / "context", spark=False).prepare()
+    env = {**context.environment(), **azure.environment(), **exported,
+           "HOME": str(tmp_path)}
+    kernel = Kernel(cluster / "databricks" / "driver", env).start()  # the notebook's folder
+    try:
+        assert kernel.run("%load_ext mlmagic").status == "ok"
+        connected = kernel.run("%aml_connect")
+        assert connected.status == "ok", connected.text
+        assert "also tracked in" in connected.text and "ws-churn" in connected.text
+        assert context.path in connected.text  # the notebook's experiment, in Databricks
+        assert kernel.run("%%track\nimport mlflow\nmlflow.log_metric('rmse', 0.5)").status == "ok"
+        shown = kernel.run("import mlmagic\nprint(mlmagic.last_run().data.tags["
+                           f"'{LINKED_RUN_TAG}'])")
+        mirrored = shown.text.strip().splitlines()[-1]
+        (azure_run,) = [run for run in runs_of(azure.tracking_uri(), "churn-notebook")
+                        if run.info.run_id == mirrored]
+        assert azure_run.data.metrics == {"rmse": 0.5}
+    finally:
+        kernel.stop()
