@@ -39,7 +39,7 @@ def measure(rounds: int = 3) -> dict:
         workspace = Workspace("00000000-0000-0000-0000-00000000bench", "rg-bench", "ws-bench")
         azure = AzureEmulator(root / "azure", stores[1].url, workspace).start()
         os.environ.update({**databricks.environment(), **azure.environment()})
-        flags = (f"databricks -e /Users/{databricks.user}/bench --workspace ws-bench "
+        named = (f"-e /Users/{databricks.user}/bench --workspace ws-bench "
                  f"--subscription {workspace.subscription} -g rg-bench")
         shell = tracked_shell()
         try:
@@ -52,9 +52,9 @@ def measure(rounds: int = 3) -> dict:
                 return cell
 
             seconds = alternate({
-                "databricks": tracked("databricks -e /Users/bench/one"),
-                "azureml": tracked(f"{flags} --track azureml"),
-                "both": tracked(f"{flags} --track both"),
+                "databricks": tracked(f"databricks -e /Users/{databricks.user}/bench"),
+                "azureml": tracked(f"{named} --track azureml"),
+                "both": tracked(f"databricks {named} --track both"),
             }, rounds)
         finally:
             azure.stop()

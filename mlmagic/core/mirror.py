@@ -69,9 +69,9 @@ class Mirror:
         """End the mirror run once its batches are sent, after copying the artifacts the
         source run has and the mirror lacks (all but ``copied``)."""
         self.sink.drain()
-        if self.run_id is not None and not self.sink.offline and source_run_id is not None:
-            self._copy_artifacts(source_client, source_run_id, copied)
         if self.run_id is not None and not self.sink.offline:
+            if source_run_id is not None:
+                self._copy_artifacts(source_client, source_run_id, copied)
             try:
                 with temporary_env(QUIET), silenced(STORE_LOGGERS):
                     self.connection.client().set_terminated(self.run_id, status, end_time)
