@@ -81,7 +81,7 @@ def connect(
     timeout = checked_timeout(timeout)
     track = _checked_track(track)
     settings = _settings(uri, workspace, subscription, resource_group, config, client,
-                         linked=track == "both")
+                         linked=track == "both" or (track is None and _in_databricks()))
     settings, mirrored = _linked(settings, track or settings.options.get("track"))
     named = (experiment or settings.experiment or os.environ.get("MLFLOW_EXPERIMENT_NAME")
              or session.default_experiment)
@@ -153,18 +153,21 @@ def _linked(settings: Settings, track: str | None) -> tuple[Settings, Settings |
 
     uri = settings.tracking_uri
     names_workspace = settings.workspace is not None or bool(uri and azureml.handles(uri))
-    in_databricks = bool(current_session().user_environment().get(DATABRICKS_RUNTIME))
-    track = track or ("both" if in_databricks and names_workspace else None)
+    track = track or ("both" if _in_databricks() and names_workspace else None)
     if track is not None and not names_workspace:
         raise InvalidInput(f"--track {track} needs an Azure ML workspace: give --workspace, "
                            "--subscription and --resource-group, or --config config.json.")
     if track != "both":
-        return replace(settings, tracking_uri=None) if settings.workspace else settings, None
+        return settings, None
     workspace_only = replace(settings, tracking_uri=None if settings.workspace else uri)
     if uri and settings.workspace and not azureml.handles(uri):
         return replace(settings, workspace=None), workspace_only
     own = resolve_settings(environ=current_session().user_environment(), workspaces=False)
     return replace(own, experiment=settings.experiment or own.experiment), workspace_only
+
+
+def _in_databricks() -> bool:
+    return bool(current_session().user_environment().get(DATABRICKS_RUNTIME))
 
 
 def _mirror(settings: Settings, auth: str | None, client, timeout: float, name: str
