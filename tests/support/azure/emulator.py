@@ -55,6 +55,18 @@ SERVICE_PRINCIPAL_VARIABLES = ("AZURE_TENANT_ID", "AZURE_CLIENT_ID", "AZURE_CLIE
 LOGGED_MODELS = re.compile(r"api/2\.0/mlflow/logged-models(/.*)?")
 # Azure ML's rule for experiment names: a letter or digit, then letters, digits, _ and -.
 EXPERIMENT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,254}")
+# and for model names (its REST API's pattern for workspaces/models): the same
+MODEL_NAME = EXPERIMENT_NAME
+# What each MLflow create call names, the rule for it, and what Azure ML says of a name it
+# refuses.
+NAMED = {
+    "mlflow/experiments/create": ("experiment", EXPERIMENT_NAME, "an experiment name starts "
+                                  "with a letter or a digit and holds only letters, digits, "
+                                  "underscores and dashes."),
+    "mlflow/registered-models/create": ("model", MODEL_NAME, "a model name starts with a "
+                                        "letter or a digit and holds only letters, digits, "
+                                        "underscores and dashes, at most 255."),
+}
 
 
 @dataclass
@@ -375,14 +387,9 @@ class AzureEmulator:
                              "/workspaces/experiments/read'.")
         if not self.logged_models and LOGGED_MODELS.fullmatch(api):
             return Response(404, b"")
-        if api.endswith("mlflow/experiments/create"):
-            name = json.loads(body or b"{}").get("name", "")
-            if not EXPERIMENT_NAME.fullmatch(name):
-                return json_response(400, {
-                    "error_code": "INVALID_PARAMETER_VALUE",
-                    "message": f"The experiment name '{name}' is invalid: an experiment name "
-                               "starts with a letter or a digit and holds only letters, digits, "
-                               "underscores and dashes."})
+        refused = _refused_name(api, body)
+        if refused:
+            return refused
         status, payload = self._forward(api, query, headers["X-Method"], body)
         if status == 200 and payload:
             payload = json.dumps(self._azure_artifact_uris(json.loads(payload), found)).encode()
@@ -416,3 +423,16 @@ class AzureEmulator:
             return (f"azureml://{host}/mlflow/v2.0{workspace.arm_id}/experiments/{run[1]}/"
                     f"runs/{run[2]}/artifacts{run[3]}")
         return payload
+
+
+def _refused_name(api: str, body: bytes) -> Response | None:
+    """Azure ML's refusal of an experiment or model name it does not take, if ``api`` creates
+    one."""
+    for call, (kind, rule, why) in NAMED.items():
+        if api.endswith(call):
+            name = json.loads(body or b"{}").get("name", "")
+            if not rule.fullmatch(name):
+                return json_response(400, {"error_code": "INVALID_PARAMETER_VALUE",
+                                           "message": f"The {kind} name '{name}' is invalid: "
+                                                      f"{why}"})
+    return None

@@ -91,3 +91,19 @@ def test_an_unreachable_workspace_drops_every_connection_unanswered(azure):
         call(azure, "GET", "/metadata/endpoints?api-version=2019-05-01")
     azure.unreachable = False
     assert call(azure, "GET", "/metadata/endpoints?api-version=2019-05-01").status == 200
+
+
+def test_a_model_name_is_letters_digits_underscores_and_dashes(azure, tracking):
+    """Azure ML's rule for model names (its REST API's pattern for workspaces/models:
+    ``^[a-zA-Z0-9][a-zA-Z0-9\\-_]{0,254}$``): a Unity Catalog three-level name is refused."""
+    import uuid
+
+    from mlflow.exceptions import MlflowException
+
+    suffix = uuid.uuid4().hex[:6]
+    for refused in (f"main.default.churn_{suffix}", f"-churn{suffix}", f"churn model{suffix}"):
+        with pytest.raises(MlflowException, match=f"model name '{refused}' is invalid"):
+            tracking.create_registered_model(refused)
+    assert tracking.search_registered_models(f"name = 'main.default.churn_{suffix}'") == []
+    taken = f"main-default-churn_{suffix}"
+    assert tracking.create_registered_model(taken).name == taken
