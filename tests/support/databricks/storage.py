@@ -41,6 +41,15 @@ FILE_ROOTS = re.compile(
     r"|Models/(?P<uc>[^/]+/[^/]+/[^/]+/[^/]+)"
     r"|Volumes/[^/]+/[^/]+/[^/]+)(/.*)?$")
 
+# The source of a workspace registry version: a logged model, or a path among a run's
+# artifacts (as ``runs:/…`` or as the run's dbfs:/ location)
+VERSION_SOURCES = (
+    re.compile(r"models:/(?P<model>m-[0-9a-f]+)/?(?P<path>)$"),
+    re.compile(r"runs:/(?P<run>[^/]+)(?P<path>/.*)?$"),
+    re.compile(r"dbfs:/databricks/mlflow-tracking/[^/]+/(?:logged_models/(?P<model>[^/]+)|"
+               r"(?P<run>[^/]+))/artifacts(?P<path>/.*)?$"),
+)
+
 
 class Storage:
     """The workspace's files, the SAS URLs issued for them, and the blocks staged."""
@@ -73,6 +82,9 @@ class Storage:
         route("POST", model + r"/credentials-for-upload", self.model_credentials)
         route("POST", model + r"/credentials-for-download", self.model_credentials)
         route("GET", model + r"/directories", self.model_listing)
+        versions = mlflow + r"/model-versions"
+        route("GET", versions + r"/list-artifacts", self.version_listing)
+        route("GET", versions + r"/get-signed-download-uri", self.version_download)
         blob = BLOBS + r"(?P<name>.+)"
         for method, handler in (("PUT", self.put_blob), ("GET", self.get_blob),
                                 ("HEAD", self.get_blob)):
@@ -218,6 +230,43 @@ class Storage:
                 "type": "AZURE_SAS_URI", "signed_uri": self.sas_url(f"{root}/{p.lstrip('/')}",
                                                                     perms)}}
             for p in asked.get("paths", [])]})
+
+    def _version_root(self, query) -> str | Response:
+        """Where the files of a workspace registry version are: its source's, a logged
+        model's or a run's artifacts (``models:/m-…``, ``runs:/…`` or a ``dbfs:/databricks/
+        mlflow-tracking/…`` location)."""
+        name, version = query.get("name", ""), query.get("version", "")
+        found = self.emulator.mlflow_get("model-versions/get", name=name, version=version)
+        if found is None:
+            return not_found(f"Model version {name}/{version} does not exist.")
+        source = found["model_version"]["source"]
+        place = next(filter(None, (rule.match(source) for rule in VERSION_SOURCES)), None)
+        if place is None:
+            return error(404, "NotEmulated", f"a model version whose source is {source}")
+        found = place.groupdict()
+        owner = self._model_root(found["model"]) if found.get("model") else self._run_root(
+            found["run"])
+        if isinstance(owner, Response):
+            return owner
+        return owner + (found["path"] or "").rstrip("/")
+
+    def version_listing(self, query, **_) -> Response:
+        """The files of a workspace registry version under ``path`` (MLflow's
+        ``model-versions/list-artifacts``)."""
+        root = self._version_root(query)
+        if isinstance(root, Response):
+            return root
+        return json_response(200, {"files": self._listed(root, query.get("path"))})
+
+    def version_download(self, query, **_) -> Response:
+        """A signed URL to read one file of a workspace registry version."""
+        root = self._version_root(query)
+        if isinstance(root, Response):
+            return root
+        path = f"{root}/{query.get('path', '').lstrip('/')}"
+        if not self.at(path).is_file():
+            return not_found(f"No file {query.get('path')} in the model version.")
+        return json_response(200, {"signed_uri": self.sas_url(path, "r"), "headers": []})
 
     def run_listing(self, query, **_) -> Response:
         root = self._run_root(query.get("run_id") or query.get("run_uuid", ""))

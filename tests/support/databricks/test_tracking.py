@@ -97,6 +97,37 @@ def test_the_workspace_registry_is_the_tracking_server_s(databricks, experiment)
     assert "/api/2.0/mlflow/model-versions/create" in databricks.paths()
 
 
+def test_a_workspace_registry_version_s_files_are_listed_and_signed_for_download(
+        databricks, experiment, tmp_path):
+    """What MLflow's DatabricksModelsArtifactRepository asks for a ``models:/NAME/VERSION`` of
+    the workspace registry: the version's files (a logged model's, or a model among a run's
+    artifacts), and a signed URL to read each."""
+    import mlflow
+
+    with mlflow.start_run(experiment_id=experiment) as run:
+        info = mlflow.sklearn.log_model(price_model(), name="model", input_example=HOUSES[:2],
+                                        pip_requirements=["scikit-learn"])
+        mlflow.sklearn.save_model(price_model(), tmp_path / "saved")
+        mlflow.log_artifacts(str(tmp_path / "saved"), "saved")
+    registry = mlflow.MlflowClient(registry_uri="databricks")
+    name = f"price-files-{experiment}"
+    registry.create_registered_model(name)
+    registry.create_model_version(name, info.model_uri, run.info.run_id)
+    registry.create_model_version(name, f"{run.info.artifact_uri}/saved", run.info.run_id)
+    for version in ("1", "2"):
+        local = mlflow.artifacts.download_artifacts(
+            f"models:/{name}/{version}", dst_path=str(tmp_path / version),
+            tracking_uri="databricks", registry_uri="databricks")
+        loaded = mlflow.pyfunc.load_model(local)
+        assert list(loaded.predict(HOUSES[:2])) == pytest.approx([-20.0, 0.0])
+    assert "/api/2.0/mlflow/model-versions/list-artifacts" in databricks.paths()
+    assert "/api/2.0/mlflow/model-versions/get-signed-download-uri" in databricks.paths()
+    unknown = call(databricks, "GET", "/api/2.0/mlflow/model-versions/list-artifacts?"
+                   + urllib.parse.urlencode({"name": name, "version": "9", "path": ""}),
+                   token=databricks.token)
+    assert (unknown.status, unknown.body["error_code"]) == (404, "RESOURCE_DOES_NOT_EXIST")
+
+
 def test_an_experiment_name_must_be_a_workspace_path(databricks):
     import mlflow
     from mlflow.exceptions import MlflowException
