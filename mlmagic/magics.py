@@ -183,26 +183,34 @@ class MlMagic(Magics):
         return core.sync()
 
     @magic_arguments()
-    @argument("name", help="registered model name (a new version is added)")
+    @argument("name", help="registered model name (a new version is added); with --to, the "
+              "version to copy: NAME:VERSION, NAME@ALIAS or NAME (the latest)")
     @argument("--run", help="run id, or 'last' (default: the last tracked cell)")
     @argument("--path", help="the model's name in the run (default: model)")
     @argument("--uri", help="a model URI instead of a run (runs:/…, models:/…)")
     @argument("--alias", help="set this alias on the new version, e.g. champion")
     @argument("-t", "--tag", action="append", default=[], metavar="KEY=VALUE",
               help="tag the new version (repeatable)")
+    @argument("--to", choices=["azureml"], help="copy a version of this connection's "
+              "registry (the Databricks workspace's, Unity Catalog) into the Azure ML "
+              "workspace's: the one linked with --track both, or the connected one. A version "
+              "copied before is reused")
     @line_magic
     def aml_register(self, line: str) -> Card:
-        """Register a model as a new version: %aml_register NAME [--run last] [--alias A]."""
+        """Register a model as a new version: %aml_register NAME [--run last] [--alias A];
+        or copy a registered version into the Azure ML workspace's registry:
+        %aml_register main.default.churn:3 --to azureml (NAME@ALIAS, or NAME for the latest,
+        work too; its name there is one Azure ML takes: main-default-churn)."""
         args = self._parse(self.aml_register, line, "%aml_register")
         for given in ("run", "path"):
             self._exclusive(args, "uri", given, "%aml_register")
         from mlmagic import core
 
-        version = core.register(
+        registered = core.register(
             args.name, run=args.run, path=args.path or "model", uri=args.uri, alias=args.alias,
-            tags=_pairs(args.tag, "--tag"),
+            tags=_pairs(args.tag, "--tag"), to=args.to,
         )
-        return core.version_summary(version)
+        return registered if args.to else core.version_summary(registered)
 
     @magic_arguments()
     @argument("name", nargs="?", help="a registered model: list its versions")

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from mlmagic.azure.webservice import (
     DEFAULT_TIMEOUT,
     ServiceOptions,
+    checks,
     delete,
     deploy_service,
     predict,
@@ -19,6 +20,8 @@ NAME = "aci"
 SUMMARY = "a legacy SDK v1 Azure Container Instances web service (deprecated: use online)"
 REQUIRES = ("azureml.core", "azure-v1")
 LEGACY = True
+REGISTRY = "azureml"  # deploys from the workspace's registry
+check = checks(NAME)
 __all__ = ["DEFAULT_TIMEOUT", "Options", "delete", "deploy", "predict", "status"]
 
 

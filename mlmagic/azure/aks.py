@@ -9,6 +9,7 @@ from mlmagic.azure import aci
 from mlmagic.azure.webservice import (
     DEFAULT_TIMEOUT,
     ServiceOptions,
+    checks,
     delete,
     deploy_service,
     predict,
@@ -20,6 +21,8 @@ NAME = "aks"
 SUMMARY = "a legacy SDK v1 AKS web service (deprecated: use kubernetes)"
 REQUIRES = aci.REQUIRES
 LEGACY = True
+REGISTRY = "azureml"  # deploys from the workspace's registry
+check = checks(NAME)
 __all__ = ["DEFAULT_TIMEOUT", "Options", "delete", "deploy", "predict", "status"]
 
 

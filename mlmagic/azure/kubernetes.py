@@ -13,6 +13,8 @@ NAME = "kubernetes"
 SUMMARY = "an Azure ML Kubernetes online endpoint on an attached cluster"
 REQUIRES = online.REQUIRES
 LEGACY = False
+REGISTRY = "azureml"  # deploys from the workspace's registry
+check = online.checks(NAME)
 __all__ = ["DEFAULT_TIMEOUT", "Options", "delete", "deploy", "predict", "status"]
 
 

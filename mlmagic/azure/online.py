@@ -26,6 +26,7 @@ NAME = "online"
 SUMMARY = "an Azure ML managed online endpoint"
 REQUIRES = ("azure.ai.ml", "azure")
 LEGACY = False
+REGISTRY = "azureml"  # deploys from the workspace's registry
 DEFAULT_TIMEOUT = 1800.0  # Azure takes minutes to provision
 DEFAULT_INSTANCE_TYPE = "Standard_DS3_v2"
 NAME_RULE = re.compile(r"[a-zA-Z][a-zA-Z0-9-]{1,30}[a-zA-Z0-9]")
@@ -202,6 +203,21 @@ def registered_version(model) -> str:
             "(%aml_register NAME --run RUN), then deploy NAME:VERSION."
         )
     return model.version
+
+
+def checks(target: str):
+    """The ``check`` of the Azure ML target ``target``: a workspace to deploy to, and Azure's
+    rule for endpoint names."""
+
+    def check(name: str, connection) -> None:
+        """What is checked before anything is made (or copied) for this target."""
+        workspace_of(connection, target)
+        check_name(name)
+
+    return check
+
+
+check = checks(NAME)
 
 
 def check_name(name: str) -> None:

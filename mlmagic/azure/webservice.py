@@ -144,6 +144,18 @@ def endpoint_in(workspace, name: str) -> Endpoint | None:
     return _as_endpoint(service, workspace)
 
 
+def checks(target: str):
+    """The ``check`` of the legacy target ``target``: a workspace to deploy to, and SDK v1's
+    rule for service names."""
+
+    def check(name: str, connection) -> None:
+        """What is checked before anything is made (or copied) for this target."""
+        workspace_of(connection, target)
+        check_name(name)
+
+    return check
+
+
 def check_name(name: str) -> None:
     """SDK v1's rule for service names, checked before any call."""
     if not NAME_RULE.fullmatch(name):

@@ -36,6 +36,7 @@ NO_SIGN_IN = (
 
 CONFIG_KEYS = ("subscription_id", "resource_group", "workspace_name")  # of its config.json
 EXPERIMENT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,254}")  # what Azure ML takes
+MODEL_NAME = EXPERIMENT_NAME  # the pattern of its REST API's workspaces/models names
 
 
 @dataclass(frozen=True)
@@ -221,6 +222,7 @@ def open_workspace(ref: WorkspaceRef, token_credential: Any, timeout: float) -> 
                ("resource group", ref.resource_group), ("subscription", ref.subscription)),
         workspace=WorkspaceHandle(ref, token_credential),
         experiment_name_rule=experiment_name,
+        model_name_rule=model_name,
     )
 
 
@@ -238,6 +240,17 @@ def experiment_name(name: str) -> str:
         parts = parts[1:]
     mapped = re.sub(r"[^A-Za-z0-9_-]", "_", "-".join(parts)).lstrip("_-")[:255]
     return mapped or "Default"
+
+
+def model_name(name: str) -> str:
+    """The Azure ML model name for ``name``: as it is where Azure ML takes it (a letter or
+    digit, then letters, digits, ``_`` and ``-``, at most 255); otherwise each run of other
+    characters becomes ``-`` (Unity Catalog's ``main.default.churn`` → ``main-default-churn``,
+    so models of two schemas stay apart)."""
+    if MODEL_NAME.fullmatch(name):
+        return name
+    mapped = re.sub(r"[^A-Za-z0-9_-]+", "-", name).lstrip("_-")[:255].rstrip("-")
+    return mapped or "model"
 
 
 def _identity():

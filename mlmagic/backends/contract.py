@@ -45,6 +45,9 @@ class Backend:
     # How this store spells an experiment name made for another store (Azure ML takes no
     # Databricks path); None: as it is.
     experiment_name_rule: Callable[[str], str] | None = None
+    # How this store spells a model name from another registry (Azure ML takes no Unity
+    # Catalog catalog.schema.model); None: as it is.
+    model_name_rule: Callable[[str], str] | None = None
 
     def link(self, path: str | None, **fields: str) -> str | None:
         """The web UI address of ``path`` (one of the *_path templates), where there is one."""
@@ -55,6 +58,10 @@ class Backend:
     def experiment_name_for(self, name: str) -> str:
         """The name this store gives an experiment another store calls ``name``."""
         return self.experiment_name_rule(name) if self.experiment_name_rule else name
+
+    def model_name_for(self, name: str) -> str:
+        """The name this store's registry gives a model another registry calls ``name``."""
+        return self.model_name_rule(name) if self.model_name_rule else name
 
     def run_url(self, experiment_id: str, run_id: str) -> str | None:
         """The web UI address of one run, where this backend has a UI."""

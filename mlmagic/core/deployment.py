@@ -5,14 +5,15 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from mlmagic.base.checks import checked_endpoint_name, checked_timeout, safe_name
-from mlmagic.base.display import Card, card
+from mlmagic.base.display import Card, card, notify
 from mlmagic.base.env import temporary_env
 from mlmagic.base.errors import InvalidInput, MlmagicError, NotFound
 from mlmagic.base.failures import refusal_reason
 from mlmagic.core import leases
 from mlmagic.core.connection import ensure_connected
+from mlmagic.core.copying import copy_version, needs_copy
 from mlmagic.core.interactive import interactive
-from mlmagic.core.registry import resolve_model
+from mlmagic.core.registry import ModelRef, resolve_model
 from mlmagic.core.session import current_session
 from mlmagic.deploy import Endpoint, checked_options, target
 
@@ -40,7 +41,11 @@ def deploy(
 
     ``target_name`` is one of :func:`mlmagic.deploy.targets` (local, online, kubernetes,
     and the deprecated aci and aks); ``options`` are the fields of its ``Options`` dataclass
-    (``port`` locally; ``instance_type``, ``instance_count``, ``compute`` on Azure ML, ...)."""
+    (``port`` locally; ``instance_type``, ``instance_count``, ``compute`` on Azure ML, ...).
+    An Azure ML target deploys from the workspace's registry: a version of another registry
+    (the Databricks workspace's, Unity Catalog) is copied there first, into the workspace
+    linked to the connection (--track both), and one line says so (see
+    :func:`mlmagic.register` with ``to="azureml"``)."""
     module = target(target_name)
     options = checked_options(target_name, options)
     timeout = checked_timeout(timeout) or module.DEFAULT_TIMEOUT
@@ -52,9 +57,14 @@ def deploy(
     connection = ensure_connected()
     ref = resolve_model(model)
     name = name or safe_name(ref.name or "model")
+    connection, copy_from = _through(module, connection)
+    if hasattr(module, "check"):
+        module.check(name, connection)
     with temporary_env({"MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}):
         _check_servable(ref)
         example, expected = _expected_predictions(ref, check)
+        if copy_from is not None and ref.name is not None:
+            ref = _copied(copy_from, ref)
         previous = current_session().endpoints.get(name)
         if previous is not None and previous.details.get("port") == getattr(options, "port", -1):
             undeploy(name)  # the new endpoint wants the old one's port
@@ -131,6 +141,28 @@ def endpoint_summary(endpoint: Endpoint) -> Card:
     )
 
 
+def _through(module, connection):
+    """The connection a target deploys through, and the one whose registry a model must be
+    copied from first (None: no copy). A target that deploys from an Azure ML workspace's
+    registry goes through the workspace connected or linked (--track both); from the linked
+    one, a registered model of the connection's registry is copied there first."""
+    target = connection.azureml
+    if getattr(module, "REGISTRY", None) != "azureml" or target is None:
+        return connection, None
+    return target, (connection if needs_copy(target) else None)
+
+
+def _copied(connection, ref) -> ModelRef:
+    """The copy of ``ref`` (of the connection's registry) in the Azure ML workspace's: made
+    or found, and said in one line. A failed copy is one line, and nothing is deployed."""
+    try:
+        copied = copy_version(connection, ref.name, ref.version)
+    except MlmagicError as error:
+        raise type(error)(f"nothing was deployed: {error}") from None
+    notify(copied.line())
+    return ModelRef(copied.uri, copied.name, copied.version)
+
+
 def _check_servable(ref) -> None:
     """Refuse, before starting anything, a model MLflow has no way to serve."""
     from mlflow.exceptions import MlflowException
@@ -176,9 +208,11 @@ def _workspace_endpoints() -> dict[str, Endpoint]:
 
 
 def _workspace():
-    """The connected workspace's handle (it lists the endpoints it hosts), or None."""
+    """The handle of the Azure ML workspace connected or linked (it lists the endpoints it
+    hosts), or None."""
     connection = current_session().connection
-    return None if connection is None else connection.backend.workspace
+    target = None if connection is None else connection.azureml
+    return None if target is None else target.backend.workspace
 
 
 def _is_frame(data) -> bool:

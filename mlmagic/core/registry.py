@@ -22,6 +22,7 @@ from mlmagic.base.errors import InvalidInput, NotFound
 from mlmagic.base.failures import explain, logged_models_missing
 from mlmagic.base.secrets import error_line
 from mlmagic.core.connection import ensure_connected
+from mlmagic.core.copying import Copied, azureml_target, copy_version
 from mlmagic.core.interactive import interactive
 from mlmagic.core.search import run_artifact_paths, stored_run
 from mlmagic.core.session import current_session, last_run_id
@@ -88,13 +89,24 @@ def register(
     uri: str | None = None,
     alias: str | None = None,
     tags: Mapping[str, str] | None = None,
+    to: str | None = None,
 ):
     """Register a model as a new version of ``name``: the model a run logged at ``path``
     (``run`` is a run id or "last", the default; ``path`` None: the model it logged last),
     or the model at ``uri``. Everything is checked first (the name, the alias, the tags, that
     the model exists), and a registered model this call created is removed again if the
-    version cannot be made. Returns the ModelVersion."""
+    version cannot be made. Returns the ModelVersion.
 
+    ``to="azureml"`` copies instead the version ``name`` names in the connection's registry
+    (``NAME:VERSION``, ``NAME@ALIAS``, or ``NAME`` for the latest: a version of the Databricks
+    workspace's registry or of Unity Catalog) into the Azure ML workspace's registry: the
+    workspace linked to the connection (--track both), or the connected one. Its name there
+    is one Azure ML takes (``main.default.churn`` becomes ``main-default-churn``); its tags
+    say where it came from, along with ``tags``. A version copied before is reused, never
+    copied twice. Returns the :class:`~mlmagic.core.copying.Copied` version."""
+    if to is not None:
+        return _copy_to(to, name, tags, other=(run, uri, alias, None if path == "model"
+                                                else path))
     name = checked_model_name(name)
     alias = checked_alias(alias) if alias is not None else None
     tags = checked_params(dict(tags or {}), "tag")
@@ -113,6 +125,23 @@ def register(
     if alias:
         client.set_registered_model_alias(version.name, alias, version.version)
     return client.get_model_version(version.name, version.version)
+
+
+def _copy_to(to: str, model: str, tags: Mapping[str, str] | None, other: tuple) -> Copied:
+    """register(model, to=...): everything checked before anything is copied."""
+    if to != "azureml":
+        raise InvalidInput(f"a registered version can be copied to azureml, not to '{to}'.")
+    if any(value is not None for value in other):
+        raise InvalidInput("copying to azureml takes a registered version (NAME, NAME:VERSION "
+                           "or NAME@ALIAS), not a run, a model URI, a path or an alias.")
+    tags = checked_params(dict(tags or {}), "tag")
+    connection = ensure_connected()
+    azureml_target(connection)
+    ref = resolve_model(model)
+    if ref.name is None:
+        raise InvalidInput(f"{model} is not a registered model version; name one as "
+                           "NAME:VERSION, NAME@ALIAS or NAME.")
+    return copy_version(connection, ref.name, ref.version, tags)
 
 
 @interactive
@@ -211,7 +240,14 @@ def _registered_version(name: str, version: str | None, alias: str | None) -> st
 
 
 def _versions(client, name: str) -> list:
-    found = client.search_model_versions(f"name = '{_quoted(name)}'")
+    from mlflow.exceptions import MlflowException
+
+    try:
+        found = client.search_model_versions(f"name = '{_quoted(name)}'")
+    except MlflowException as error:  # Unity Catalog's answer for a model it does not have
+        if error.error_code not in ("RESOURCE_DOES_NOT_EXIST", "NOT_FOUND"):
+            raise
+        found = []
     if not found:
         raise NotFound(f"no registered model named '{name}'. List them with %aml_models.")
     return found

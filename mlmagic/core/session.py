@@ -59,6 +59,15 @@ class Connection:
             return os.environ.get("MLFLOW_TRACKING_USERNAME")
         return None
 
+    @property
+    def azureml(self) -> Connection | None:
+        """The Azure ML workspace this connection reaches: itself, or the workspace linked to
+        it (--track both); None if neither."""
+        for connection in (self, self.mirror):
+            if connection is not None and connection.backend.workspace is not None:
+                return connection
+        return None
+
     def run_url(self, run_id: str, experiment_id: str | None = None) -> str | None:
         """The web UI address of a run of this connection, where there is a UI."""
         return self.backend.run_url(experiment_id or self.experiment_id, run_id)

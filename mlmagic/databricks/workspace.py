@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import partial
+from urllib.parse import quote
 
 from mlmagic.backends.contract import Backend
 from mlmagic.backends.server import probe_rest_api
@@ -12,6 +13,8 @@ from mlmagic.databricks import sdk
 
 NAME = "databricks"
 CATCH_ALL = False
+# A Databricks registry URI's scheme, and the registry it names, as a sentence says it
+REGISTRIES = {"databricks-uc": "Unity Catalog", "databricks": "the Databricks workspace"}
 
 
 def handles(uri: str) -> bool:
@@ -39,3 +42,18 @@ def open(uri: str, timeout: float) -> Backend:
         experiment_path="ml/experiments/{experiment_id}", model_path=None,
         default_experiment=sdk.notebook_path(),
     )
+
+
+def registry_name(registry_uri: str) -> str | None:
+    """The registry a Databricks registry URI names ("Unity Catalog", "the Databricks
+    workspace"); None for another registry."""
+    return REGISTRIES.get(registry_uri.split(":", 1)[0].lower())
+
+
+def model_version_page(host: str, registry_uri: str, name: str, version: str) -> str:
+    """The workspace UI's page of a registered model version: Catalog Explorer's for Unity
+    Catalog, the Models page's for the workspace registry."""
+    if registry_uri.lower().startswith("databricks-uc"):
+        path = "/".join(quote(part) for part in name.split("."))
+        return f"{host.rstrip('/')}/explore/data/models/{path}/version/{version}"
+    return f"{host.rstrip('/')}/ml/models/{quote(name)}/versions/{version}"

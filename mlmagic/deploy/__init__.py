@@ -59,7 +59,11 @@ class DeployTarget(Protocol):
     ``LEGACY`` marks a deprecated target (listed last); ``Options`` a dataclass of its
     options; ``DEFAULT_TIMEOUT`` the seconds ``deploy`` waits by default. A target whose
     endpoints live only as long as the session (a process of this kernel) sets
-    ``ENDS_WITH_SESSION = True``: the session's end deletes them."""
+    ``ENDS_WITH_SESSION = True``: the session's end deletes them. A target that deploys from
+    an Azure ML workspace's registry sets ``REGISTRY = "azureml"``: it is given the
+    workspace's connection, and a model of another registry is copied there first. A target
+    may have ``check(name, connection)``: what it checks before anything is made or copied
+    (that it has what it deploys to, its rule for endpoint names); it raises InvalidInput."""
 
     NAME: str
     SUMMARY: str
