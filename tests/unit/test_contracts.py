@@ -39,6 +39,26 @@ def test_every_target_keeps_the_contract():
         assert all(item.metadata.get("help") for item in dataclasses.fields(module.Options))
 
 
+def test_the_azure_ml_targets_deploy_from_the_workspace_s_registry_and_check_first():
+    from mlmagic.backends import Backend
+    from mlmagic.core.session import Connection
+
+    found = targets()
+    assert [n for n, m in found.items() if getattr(m, "REGISTRY", None) == "azureml"] == [
+        "kubernetes", "online", "aci", "aks"]
+    local = Connection(Backend("local", "sqlite:///m.db"), "e", "1", "test")
+    workspace = Connection(Backend("azure ml", "azureml://x", workspace=object()), "e", "1", "t")
+    linked = Connection(local.backend, "e", "1", "test", mirror=workspace)
+    assert (local.azureml, workspace.azureml, linked.azureml) == (None, workspace, workspace)
+    for name in ("kubernetes", "online", "aci", "aks"):
+        with pytest.raises(InvalidInput, match=f"the {name} target deploys to an Azure ML"):
+            found[name].check("churn-api", local)
+        with pytest.raises(InvalidInput, match="not a valid"):
+            found[name].check("9-bad_name", workspace)
+        found[name].check("churn-api", workspace)
+    assert not hasattr(found["local"], "check")
+
+
 def test_each_option_is_offered_once_naming_the_targets_that_take_it():
     specs = {spec.name: spec for spec in option_specs()}
     assert specs["port"].targets == ("local",) and specs["port"].kind is int

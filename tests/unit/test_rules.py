@@ -182,6 +182,17 @@ def test_checks_accept_and_clean():
     assert checks.safe_name("my model/v2!") == "my-model-v2"
 
 
+@pytest.mark.parametrize(("name", "spelt"), [
+    ("churn", "churn"), ("churn_model-2", "churn_model-2"),
+    ("main.default.churn", "main-default-churn"), ("churn model (v2)", "churn-model-v2"),
+    ("_private.churn", "private-churn"), ("...", "model"), ("x" * 300, "x" * 255),
+])
+def test_a_model_gets_a_name_azure_ml_takes(name, spelt):
+    from mlmagic.azure.workspace import MODEL_NAME, model_name
+
+    assert model_name(name) == spelt and MODEL_NAME.fullmatch(spelt)
+
+
 def test_overlapping_temporary_environments_in_threads_restore_the_original(monkeypatch):
     monkeypatch.setenv("MLMAGIC_PROBE", "original")
     inside = threading.Event()
