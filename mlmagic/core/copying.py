@@ -187,8 +187,15 @@ def _registry(target: Connection):
 
 def _made_before(client, name: str, source: Source):
     """The version of ``name`` whose tags name ``source``, if there is one."""
+    from mlflow.exceptions import MlflowException
+
     wanted = {SOURCE_TAGS[key]: source.tags().get(SOURCE_TAGS[key]) for key in SAME_SOURCE}
-    versions = client.search_model_versions(f"name = '{_quoted(name)}'")
+    try:
+        versions = client.search_model_versions(f"name = '{_quoted(name)}'")
+    except MlflowException as error:  # a registry may answer so for a model it does not have
+        if error.error_code not in ("RESOURCE_DOES_NOT_EXIST", "NOT_FOUND"):
+            raise
+        return None
     for version in sorted(versions, key=lambda v: int(v.version)):
         if all((version.tags or {}).get(tag) == value for tag, value in wanted.items()):
             return version
