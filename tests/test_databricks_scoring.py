@@ -181,32 +181,30 @@ def _said(shell, capsys, options: str) -> str:
     return only_line(capsys)
 
 
-CONNECT_SPARK = (
-    "from pyspark.sql import SparkSession\n"
-    "spark = (SparkSession.builder.remote('local[1]')\n"
-    "         .config('spark.sql.warehouse.dir', {warehouse!r}).getOrCreate())\n"
-    "print(type(spark).__module__)"
-)
-
-
 @pytest.fixture(scope="module")
 def shared_cluster(databricks_service, tmp_path_factory):
     """A real kernel as a notebook on a shared cluster: its ``spark`` is a Spark Connect
-    session (a local Spark Connect server, as pyspark starts one for ``remote('local')``),
-    with no ``sc``: (context, kernel)."""
+    session to the cluster (a Spark Connect server of its own, whose Python workers run in the
+    same runtime), with no ``sc``: (context, kernel)."""
     from kernels import Kernel
+    from servers import SparkConnectServer
 
     root = tmp_path_factory.mktemp("shared-cluster")
     context = NotebookContext(databricks_service, root / "context", spark=False).prepare()
     env = {**context.environment(), "HOME": str(root)}
     env.pop("MLFLOW_TRACKING_URI")
+    server = SparkConnectServer(root / "cluster", env,
+                                {"spark.sql.warehouse.dir": str(context.warehouse)}).start()
     (root / "work").mkdir()
     kernel = Kernel(root / "work", env).start()
-    started = kernel.run(CONNECT_SPARK.format(warehouse=str(context.warehouse)), timeout=300)
+    started = kernel.run("from pyspark.sql import SparkSession\n"
+                         f"spark = SparkSession.builder.remote({server.url!r}).getOrCreate()\n"
+                         "print(type(spark).__module__)")
     assert started.status == "ok", started.text
     assert started.text.splitlines()[-1] == "pyspark.sql.connect.session"
     yield context, kernel
     kernel.stop()
+    server.stop()
 
 
 def run_ok(kernel, code: str) -> str:
@@ -217,7 +215,7 @@ def run_ok(kernel, code: str) -> str:
 
 def test_a_shared_cluster_notebook_scores_a_table_through_spark_connect(shared_cluster,
                                                                         databricks_service):
-    _, kernel = shared_cluster
+    context, kernel = shared_cluster
     databricks_service.reset()
     run_ok(kernel, "%load_ext mlmagic\n%aml_connect")
     run_ok(kernel, REGISTER.replace(MODEL, "main.default.price_connect"))
@@ -242,6 +240,7 @@ def test_a_shared_cluster_notebook_scores_a_table_through_spark_connect(shared_c
     assert found["written"]["prediction"] == found["expected"]
     assert found["shown"] == "pyspark.sql.connect.dataframe" and found["same"]
     assert found["rows"] == len(HOUSES)
+    assert (context.warehouse / "houses_scored").is_dir()  # written by the cluster's Spark
     missing = kernel.run("%aml_score main.default.price_connect --table ghost")
     assert missing.status == "error"
     assert [line for line in missing.text.splitlines() if line.strip()] == [

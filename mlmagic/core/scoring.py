@@ -88,7 +88,7 @@ def _score_on_spark(ref: ModelRef, data, table: str | None, where: str | None,
     from pyspark.sql.functions import struct
 
     session = spark_session()
-    with quiet_spark():
+    with quiet_spark(), temporary_env({"MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}):
         frame = _input_frame(session, data, table, where)
         existed = output_table is not None and checked_output(session, output_table, table,
                                                               mode)
@@ -114,8 +114,7 @@ def _check_inputs(uri: str, columns: list[str], source: str) -> None:
     """One line if ``source`` lacks a column the model's signature asks for."""
     from mlflow.models import get_model_info
 
-    with temporary_env({"MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}):
-        signature = get_model_info(uri).signature
+    signature = get_model_info(uri).signature
     wanted = signature.inputs.input_names() if signature and signature.inputs else []
     missing = [name for name in wanted if isinstance(name, str) and name not in columns]
     if missing:

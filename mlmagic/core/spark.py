@@ -142,7 +142,7 @@ def write_table(scored, output: str, mode: str | None, existed: bool, model: str
     """Write ``scored`` as table ``output`` (``mode``: append to or overwrite one that exists)."""
     session = scored.sparkSession
     before = session.table(output).count() if existed and mode == "append" else 0
-    scored.write.mode(mode or "errorifexists").saveAsTable(output)
+    scored.write.mode(mode or "error").saveAsTable(output)
     rows = session.table(output).count() - before
     how = {"append": "appended", "overwrite": "overwritten"}[mode] if existed else "new table"
     return WrittenTable(output, rows, model, how)
