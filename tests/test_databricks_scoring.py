@@ -45,9 +45,11 @@ def notebook(shell, cluster, databricks_service, monkeypatch):
 
     mlflow.set_tracking_uri(None)
     mlflow.set_registry_uri(None)
-    for name in (*DATABRICKS_VARIABLES, "MLFLOW_TRACKING_URI"):
+    for name in DATABRICKS_VARIABLES:
         monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("DATABRICKS_RUNTIME_VERSION", RUNTIME_VERSION)  # undone at the end
+    for name, value in {"DATABRICKS_RUNTIME_VERSION": RUNTIME_VERSION,
+                        "MLFLOW_TRACKING_URI": "databricks"}.items():
+        monkeypatch.setenv(name, value)  # as the notebook sets them, and undone at the end
     monkeypatch.setattr(sys, "path", list(sys.path))
     for name in _runtime_modules():  # an earlier test may have marked dbruntime absent
         monkeypatch.delitem(sys.modules, name)
@@ -247,3 +249,43 @@ def test_a_shared_cluster_notebook_scores_a_table_through_spark_connect(shared_c
         "NotFound: there is no table 'ghost' in the notebook's Spark session; "
         "spark.catalog.listTables() lists them."]
     assert not databricks_service.not_emulated, databricks_service.not_emulated
+
+
+@pytest.fixture(scope="module")
+def remote_cluster(tmp_path_factory):
+    """A Spark Connect server standing for a Databricks cluster reached from a laptop."""
+    from servers import SparkConnectServer, clean_environment
+
+    root = tmp_path_factory.mktemp("remote-cluster")
+    server = SparkConnectServer(root, {**clean_environment(*DATABRICKS_VARIABLES),
+                                       "PYSPARK_PYTHON": sys.executable}).start()
+    yield server
+    server.stop()
+
+
+def test_databricks_connect_from_a_laptop_is_one_line_naming_what_to_use(shell, remote_cluster,
+                                                                         monkeypatch, capsys):
+    """A laptop's ``spark`` from Databricks Connect is a Spark Connect session whose requests
+    carry the cluster's id (``x-databricks-cluster-id``); there MLflow's spark_udf needs a
+    prebuilt model environment, which mlmagic does not build."""
+    from pyspark.sql import SparkSession
+
+    monkeypatch.setenv("SPARK_CONNECT_MODE_ENABLED", "1")  # as pyspark's remote() does; undone
+    monkeypatch.delenv("DATABRICKS_RUNTIME_VERSION", raising=False)
+    # pyspark's Spark Connect reads __main__.__spec__, which the in-process shell's module lacks
+    monkeypatch.setattr(sys.modules["__main__"], "__spec__", None, raising=False)
+    shell.run_line_magic("aml_connect", "--experiment laptop")
+    assert shell.run_cell(PRICE_CELL).success
+    spark = SparkSession.builder.remote(
+        f"{remote_cluster.url}/;x-databricks-cluster-id=0601-182128-dcbte59m").create()
+    try:
+        shell.user_ns["spark"] = spark
+        spark.createDataFrame(HOUSES).createOrReplaceTempView("houses")
+        capsys.readouterr()
+        assert not shell.run_cell("%aml_score price --table houses --output-table scored").success
+        said = only_line(capsys)
+        assert "Databricks Connect" in said and "--input" in said, said
+        assert not spark.catalog.tableExists("scored")
+    finally:
+        spark.stop()
+        del shell.user_ns["spark"]

@@ -88,6 +88,7 @@ def _score_on_spark(ref: ModelRef, data, table: str | None, where: str | None,
     from pyspark.sql.functions import struct
 
     session = spark_session()
+    _check_cluster(session)
     with quiet_spark(), temporary_env({"MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}):
         frame = _input_frame(session, data, table, where)
         existed = output_table is not None and checked_output(session, output_table, table,
@@ -99,6 +100,18 @@ def _score_on_spark(ref: ModelRef, data, table: str | None, where: str | None,
         if output_table is None:
             return scored
         return _written(scored, output_table, mode, existed, str(ref))
+
+
+def _check_cluster(session) -> None:
+    """One line for a session mlmagic cannot score through: Databricks Connect from a laptop."""
+    from mlmagic.databricks.sdk import connects_from_outside
+
+    if connects_from_outside(session):
+        raise InvalidInput(
+            "this spark is Databricks Connect from outside Databricks, where "
+            "mlflow.pyfunc.spark_udf needs a prebuilt model environment, which mlmagic does not "
+            "build: run %aml_score in a notebook on the cluster, or score a pandas DataFrame "
+            "here with --input VAR (e.g. spark.table(NAME).limit(N).toPandas()).")
 
 
 def _input_frame(session, data, table: str | None, where: str | None):
