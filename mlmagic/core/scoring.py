@@ -4,6 +4,8 @@ a table if asked (the session and tables are :mod:`mlmagic.core.spark`'s)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from mlmagic.base.env import temporary_env
 from mlmagic.base.errors import InvalidInput
 from mlmagic.base.failures import refusal_reason
@@ -24,7 +26,7 @@ from mlmagic.core.spark import (
 @interactive
 def score(
     model: str,
-    data=None,
+    data: Any = None,
     *,
     table: str | None = None,
     where: str | None = None,
@@ -33,7 +35,7 @@ def score(
     spark: bool = False,
     result_type: str = "double",
     column: str = "prediction",
-):
+) -> Any:
     """The input's columns plus the model's predictions in ``column``.
 
     ``data`` is a pandas DataFrame (scored here, unless ``spark``) or a Spark DataFrame;

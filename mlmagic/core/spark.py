@@ -11,6 +11,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 from mlmagic.base.display import card, quiet_loggers
 from mlmagic.base.errors import InvalidInput, MissingExtra, MlmagicError, NotFound
@@ -20,18 +21,20 @@ WRITE_MODES = ("append", "overwrite")
 SPARK_ERROR_LOGGERS = ("SQLQueryContextLogger", "DataFrameQueryContextLogger")
 
 
-def spark_session():
+def spark_session() -> Any:
     """The notebook's Spark session: the ``spark`` of the IPython namespace (Databricks'), else
     the active session, else a local one started here."""
     try:
         from pyspark.sql import SparkSession
     except ImportError:
         raise MissingExtra('Spark scoring needs pyspark: pip install "mlmagic[spark]"') from None
-    found = _namespace_spark() or SparkSession.getActiveSession()
+    found = _namespace_spark()
+    if found is None:
+        found = SparkSession.getActiveSession()
     return found if found is not None else _local_session(SparkSession)
 
 
-def is_spark_session(value) -> bool:
+def is_spark_session(value: Any) -> bool:
     """Whether ``value`` is a SparkSession, classic or Spark Connect."""
     kind = type(value)
     return kind.__name__ == "SparkSession" and kind.__module__.startswith("pyspark.sql")
@@ -79,7 +82,7 @@ def quiet_spark() -> Iterator[None]:
         yield
 
 
-def existing_table(session, name: str):
+def existing_table(session: Any, name: str) -> Any:
     """The table (or view) ``name`` as a DataFrame; one line if there is none."""
     if not _exists(session, name):
         raise NotFound(f"there is no table '{name}' in the notebook's Spark session; "
@@ -87,7 +90,7 @@ def existing_table(session, name: str):
     return session.table(name)
 
 
-def filtered(frame, where: str, source: str):
+def filtered(frame: Any, where: str, source: str) -> Any:
     """``frame`` filtered by the Spark SQL condition ``where``, analysed now (Spark Connect
     would wait for the first action), so a wrong condition is one line before any job."""
     from pyspark.errors import AnalysisException
@@ -101,7 +104,7 @@ def filtered(frame, where: str, source: str):
                            f"{spark_reason(error)}") from None
 
 
-def checked_output(session, output: str, source: str | None, mode: str | None) -> bool:
+def checked_output(session: Any, output: str, source: str | None, mode: str | None) -> bool:
     """Check that the scored rows may go to table ``output``; whether it exists already."""
     if mode is not None and mode not in WRITE_MODES:
         raise InvalidInput(f"--mode is append or overwrite, not '{mode}'.")
@@ -138,7 +141,8 @@ class WrittenTable:
         return repr(self._card())
 
 
-def write_table(scored, output: str, mode: str | None, existed: bool, model: str) -> WrittenTable:
+def write_table(scored: Any, output: str, mode: str | None, existed: bool,
+                model: str) -> WrittenTable:
     """Write ``scored`` as table ``output`` (``mode``: append to or overwrite one that exists)."""
     session = scored.sparkSession
     before = session.table(output).count() if existed and mode == "append" else 0
