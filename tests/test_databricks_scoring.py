@@ -156,6 +156,8 @@ BAD_LINES = [
     ("--table houses --input houses_pd", "--table"),
     ("--table houses --output-table houses --mode overwrite", "the table it scores"),
     ("--table houses --mode append", "--mode"),
+    ("--table houses --mode replace --output-table by_floor", "--mode"),
+    ("--table houses --output scored --output-table by_floor", "--output-table"),
     ("--table no_age --output-table no_age_scored", "age"),
 ]
 
