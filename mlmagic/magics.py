@@ -271,25 +271,51 @@ class MlMagic(Magics):
     @magic_arguments()
     @argument("model", help="NAME, NAME:VERSION, NAME@ALIAS or a model URI")
     @argument("--input", metavar="VAR", help="a pandas or Spark DataFrame variable")
-    @argument("--table", help="a Spark table to score instead of --input")
+    @argument("--table", help="a Spark table (or view) to score instead of --input, read with "
+                              "the notebook's spark")
+    @argument("--where", metavar="EXPR", help="score only the rows of this Spark SQL "
+                                              "condition, e.g. \"region = 'west'\"")
     @argument("--output", metavar="VAR", help="store the scored DataFrame in this variable")
+    @argument("--output-table", metavar="NAME", help="write the scored rows as this table "
+                                                     "(saveAsTable)")
+    @argument("--mode", choices=["append", "overwrite"], help="what --output-table does to a "
+              "table that exists (without it, one that exists is refused)")
     @argument("--spark", action="store_true", help="score a pandas input on Spark too")
     @argument("--result-type", default="double", help="Spark result type (default: double)")
     @line_magic
     def aml_score(self, line: str):
-        """Batch scoring: the input's columns plus a prediction column (pandas or Spark)."""
+        """Batch scoring: the input's columns plus a prediction column (pandas or Spark).
+
+        On Spark (a table, a Spark DataFrame or --spark) it uses the notebook's own spark (else
+        the active session, else a local one) and mlflow.pyfunc.spark_udf; in Databricks the
+        result is shown with the notebook's display(). --output-table writes it back instead:
+        %aml_score churn --table events --where "day = '2026-06-01'" --output-table scored."""
         args = self._parse(self.aml_score, line, "%aml_score")
+        self._exclusive(args, "output", "output_table", "%aml_score")
         from mlmagic import core
 
         output = self._checked_output(args.output)
         data = self._variable(args.input) if args.input else None
         scored = core.score(
-            args.model, data, table=args.table, spark=args.spark, result_type=args.result_type
+            args.model, data, table=args.table, where=args.where,
+            output_table=args.output_table, mode=args.mode, spark=args.spark,
+            result_type=args.result_type,
         )
         if output:
             self.shell.user_ns[output] = scored
             return None
-        return scored
+        return self._shown(scored)
+
+    def _shown(self, result):
+        """The result for IPython to show, or None once the notebook's own display() (in
+        Databricks) has shown a Spark DataFrame."""
+        from mlmagic import core
+
+        show = core.databricks_display(self.shell.user_ns)
+        if show is None or not type(result).__module__.startswith("pyspark.sql"):
+            return result
+        show(result)
+        return None
 
     @magic_arguments()
     @argument("name", help="endpoint name")

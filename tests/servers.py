@@ -256,3 +256,59 @@ class FlakyGateway:
                 pass
 
         return Handler
+
+
+class SparkConnectServer:
+    """A Spark Connect server (pyspark's own ``SparkConnectServer``, as
+    ``sbin/start-connect-server.sh`` starts it) on 127.0.0.1 and a free port, ``local[1]``,
+    its Python workers run with ``env``: the cluster a shared-cluster notebook is a client of.
+    Its URL for ``SparkSession.builder.remote`` is :attr:`url`."""
+
+    STARTED = "Spark Connect server started at"
+
+    def __init__(self, root: Path, env: dict[str, str], conf: dict[str, str] | None = None
+                 ) -> None:
+        self.root, self.env, self.conf = root, env, conf or {}
+        self.port = free_port()
+        self.url = f"sc://127.0.0.1:{self.port}"
+        self._process: subprocess.Popen | None = None
+
+    def start(self, limit: float = 180) -> SparkConnectServer:
+        """Start the server and wait until it says it listens."""
+        import pyspark
+
+        home = Path(pyspark.__file__).parent
+        conf = {"spark.connect.grpc.binding.address": "127.0.0.1",
+                "spark.connect.grpc.binding.port": str(self.port),
+                "spark.driver.host": "127.0.0.1", "spark.driver.bindAddress": "127.0.0.1",
+                "spark.ui.enabled": "false", **self.conf}
+        command = [str(home / "bin" / "spark-submit"), "--class",
+                   "org.apache.spark.sql.connect.service.SparkConnectServer",
+                   "--name", "Spark Connect server", "--master", "local[1]"]
+        for name, value in conf.items():
+            command += ["--conf", f"{name}={value}"]
+        self.root.mkdir(parents=True, exist_ok=True)
+        with (self.root / "server.log").open("a") as log:
+            self._process = subprocess.Popen(
+                command, stdout=log, stderr=subprocess.STDOUT, cwd=self.root,
+                env={**self.env, "SPARK_HOME": str(home)}, start_new_session=True)
+        self._wait_until_started(limit)
+        return self
+
+    def stop(self) -> None:
+        """Stop the server and its Python workers."""
+        if self._process is not None:
+            stop_process_group(self._process)
+            self._process = None
+
+    def _wait_until_started(self, limit: float) -> None:
+        deadline = time.monotonic() + limit
+        while time.monotonic() < deadline:
+            log = (self.root / "server.log").read_text()
+            if self.STARTED in log:
+                return
+            if self._process.poll() is not None:
+                raise RuntimeError(f"the Spark Connect server exited:\n{log[-3000:]}")
+            time.sleep(0.3)
+        self.stop()
+        raise RuntimeError(f"the Spark Connect server did not start in {limit} s")

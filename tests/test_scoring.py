@@ -49,6 +49,9 @@ def test_spark_scoring_matches_pyfunc(price, spark):
     price.user_ns["spark_houses"] = spark.createDataFrame(HOUSES)
     from_spark = price.run_line_magic("aml_score", "price:1 --input spark_houses").toPandas()
     assert np.allclose(from_spark["prediction"], EXPECTED)
+    where = price.run_line_magic("aml_score", "price --input houses --where 'rooms > 3'")
+    assert type(where).__module__.startswith("pyspark.sql")  # a condition is Spark's
+    assert np.allclose(where.toPandas()["prediction"], EXPECTED[:2])
 
 
 def test_bad_scoring_input_is_one_line(price, capsys):

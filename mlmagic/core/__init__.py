@@ -28,7 +28,7 @@ _EXPORTS = {
     "models": "registry",
     "deploy": "deployment",
     "score": "scoring",
-    "spark_session": "scoring",
+    "spark_session": "spark",
     "endpoints": "deployment",
     "endpoint_summary": "deployment",
     "predict": "deployment",
@@ -50,6 +50,7 @@ _EXPORTS = {
     "compare": "inspection",
     "download_artifact": "inspection",
     "workspace": "inspection",
+    "databricks_display": "notebook",
     "autoload": "setup",
     "init_script": "setup",
 }

@@ -1,9 +1,10 @@
-"""Finding the path of the notebook that runs this kernel, where the front end tells it."""
+"""What the notebook running this kernel offers: its path, where the front end tells it, and
+Databricks' own ``display()``."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 
@@ -21,6 +22,15 @@ def notebook_path(namespace: Mapping | None = None) -> str | None:
     from mlmagic.databricks.sdk import notebook_path as databricks_notebook_path
 
     return databricks_notebook_path()
+
+
+def databricks_display(namespace: Mapping) -> Callable | None:
+    """The notebook's ``display()`` in a Databricks runtime (it shows a Spark DataFrame as a
+    table); None elsewhere, where IPython's display of the value is the one."""
+    from mlmagic.databricks.sdk import in_runtime
+
+    show = namespace.get("display")
+    return show if in_runtime() and callable(show) else None
 
 
 def _absolute(path: str) -> str:

@@ -54,3 +54,18 @@ def notebook_path() -> str | None:
         return get_notebook_path()
     except Exception:  # no notebook context: a job, or a runtime MLflow cannot read
         return None
+
+
+def connects_from_outside(session) -> bool:
+    """Whether ``session`` is Databricks Connect from outside a Databricks runtime: a Spark
+    Connect client whose requests name a Databricks cluster or serverless session (MLflow's
+    ``is_databricks_connect``). MLflow's ``spark_udf`` then needs a prebuilt model
+    environment (``prebuilt_env_uri``)."""
+    if in_runtime():
+        return False
+    try:
+        from mlflow.utils.databricks_utils import is_databricks_connect
+
+        return bool(is_databricks_connect(session))
+    except Exception:  # an MLflow without it, or a session that cannot say
+        return False

@@ -13,9 +13,10 @@ Jupyter kernel (or an in-process IPython shell):
   whose ``notebook.entry_point.getDbutils().notebook().getContext()`` answers the same in the
   Java-option shapes MLflow calls (``apiUrl().get()``, ``tags().get("orgId").isDefined()``);
 - an IPython startup file (``IPYTHONDIR``) that defines the notebook's globals: ``dbutils``,
-  ``display``, ``displayHTML``, ``getArgument``, and, unless ``spark=False``, ``spark`` (a
-  real local SparkSession, ``local[1]`` on 127.0.0.1, with the cluster's conf), ``sc``, ``sql``,
-  ``table``, ``udf``.
+  ``display`` (which keeps what it was given in ``display.shown``, for tests to read),
+  ``displayHTML``, ``getArgument``, and, unless ``spark=False``, ``spark`` (a real local
+  SparkSession, ``local[1]`` on 127.0.0.1, with the cluster's conf and its warehouse under the
+  context's root), ``sc``, ``sql``, ``table``, ``udf``.
 
 The context is read from a JSON file at every call, as Databricks refreshes a notebook's token:
 :meth:`NotebookContext.rotate_token` changes it under a running kernel.
@@ -74,6 +75,12 @@ class NotebookContext:
         return self.ipython_dir / "profile_default" / "startup" / "00-databricks-init.py"
 
     @property
+    def warehouse(self) -> Path:
+        """Where the cluster's managed tables are (``spark.sql.warehouse.dir``; on Databricks,
+        ``dbfs:/user/hive/warehouse``)."""
+        return self.root / "warehouse"
+
+    @property
     def context_file(self) -> Path:
         return self.root / "context.json"
 
@@ -87,9 +94,10 @@ class NotebookContext:
             (package / source.name).write_text(source.read_text())
         (package / "context_file.txt").write_text(str(self.context_file))
         self.startup_file.parent.mkdir(parents=True, exist_ok=True)
-        self.startup_file.write_text(
-            (PACKAGE / "startup.py.txt").read_text().replace("SPARK = True",
-                                                             f"SPARK = {self.spark}"))
+        startup = (PACKAGE / "startup.py.txt").read_text()
+        startup = startup.replace("SPARK = True", f"SPARK = {self.spark}").replace(
+            'WAREHOUSE = "spark-warehouse"', f"WAREHOUSE = {str(self.warehouse)!r}")
+        self.startup_file.write_text(startup)
         self.write_context()
         return self
 

@@ -80,6 +80,18 @@ def test_spark_and_the_notebook_globals_are_there(notebook):
     assert shown.splitlines()[-1] == "True 5 local[1] True True True 1234567890123456"
     shown = run_ok(kernel, "display(spark.range(2).withColumnRenamed('id', 'rooms'))")
     assert shown.split() == ["rooms", "0", "0", "1", "1"]  # as a pandas table
+    kept = run_ok(kernel, "print([type(x).__name__ for x in display.shown])")
+    assert kept.splitlines()[-1] == "['DataFrame']"  # what display got, for the tests to read
+
+
+def test_managed_tables_go_to_the_clusters_warehouse(notebook):
+    context, kernel = notebook
+    shown = run_ok(kernel, (
+        "spark.range(3).write.saveAsTable('three')\n"
+        "print(spark.table('three').count(), spark.conf.get('spark.sql.warehouse.dir'))"))
+    count, warehouse = shown.splitlines()[-1].split()
+    assert count == "3" and warehouse.removeprefix("file:") == str(context.warehouse)
+    assert (context.warehouse / "three").is_dir()
 
 
 def test_an_in_process_shell_can_be_the_notebook(databricks_service, tmp_path):
