@@ -12,6 +12,7 @@ import pandas as pd
 from mlflow import MlflowClient
 from nbclient import NotebookClient
 from support.databricks.notebook import NotebookContext
+from test_azure import workspace_store
 
 from mlmagic.core.mirror import LINKED_RUN_TAG
 
@@ -42,7 +43,7 @@ def test_the_databricks_quickstart_runs_in_a_notebook_linked_to_azure_ml(
     (run,) = databricks_store.search_runs([context.notebook_id])
     assert run.info.run_name == "ridge" and run.info.status == "FINISHED"
     assert 30 < run.data.metrics["rmse"] < 90
-    mirror = MlflowClient(azure.tracking_uri()).get_run(run.data.tags[LINKED_RUN_TAG])
+    mirror = workspace_store(azure).get_run(run.data.tags[LINKED_RUN_TAG])
     assert mirror.data.metrics == run.data.metrics and mirror.info.status == "FINISHED"
     assert "main.default.diabetes" in databricks.unity.models  # Unity Catalog
     assert "copied" in text and "diabetes-api" not in azure.online.endpoints  # undeployed
