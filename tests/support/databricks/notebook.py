@@ -1,9 +1,9 @@
 """What makes a Python process look like a Databricks notebook attached to a cluster, for a real
 Jupyter kernel (or an in-process IPython shell):
 
-- ``DATABRICKS_RUNTIME_VERSION`` (15.4) and ``MLFLOW_TRACKING_URI=databricks`` in its
-  environment, and no ``DATABRICKS_HOST`` / ``DATABRICKS_TOKEN``: a cluster gives credentials
-  through the notebook context;
+- ``DATABRICKS_RUNTIME_VERSION`` (15.4 unless ``runtime`` names another) and
+  ``MLFLOW_TRACKING_URI=databricks`` in its environment, and no ``DATABRICKS_HOST`` /
+  ``DATABRICKS_TOKEN``: a cluster gives credentials through the notebook context;
 - a ``dbruntime`` package on ``PYTHONPATH``: ``databricks_repl_context.get_context()`` (the
   attributes MLflow's ``databricks_utils`` reads: ``apiUrl``, ``apiToken``, ``notebookPath``,
   ``notebookId``, ``clusterId``, ``isInNotebook``, ``isInCluster``, ``workspaceId``,
@@ -14,9 +14,10 @@ Jupyter kernel (or an in-process IPython shell):
   Java-option shapes MLflow calls (``apiUrl().get()``, ``tags().get("orgId").isDefined()``);
 - an IPython startup file (``IPYTHONDIR``) that defines the notebook's globals: ``dbutils``,
   ``display`` (which keeps what it was given in ``display.shown``, for tests to read),
-  ``displayHTML``, ``getArgument``, and, unless ``spark=False``, ``spark`` (a real local
-  SparkSession, ``local[1]`` on 127.0.0.1, with the cluster's conf and its warehouse under the
-  context's root), ``sc``, ``sql``, ``table``, ``udf``.
+  ``displayHTML`` (which also records each HTML it received: :meth:`displayed`),
+  ``getArgument``, and, unless ``spark=False``, ``spark`` (a real local SparkSession,
+  ``local[1]`` on 127.0.0.1, with the cluster's conf and its warehouse under the context's
+  root), ``sc``, ``sql``, ``table``, ``udf``.
 
 The context is read from a JSON file at every call, as Databricks refreshes a notebook's token:
 :meth:`NotebookContext.rotate_token` changes it under a running kernel.
@@ -44,12 +45,13 @@ PACKAGE = Path(__file__).with_name("runtime")  # the dbruntime stand-in's source
 
 class NotebookContext:
     """A notebook at workspace ``path`` of the emulated workspace, run by ``user`` with
-    ``token`` (a new token of the workspace's user by default), on cluster ``cluster_id``; its
-    files under ``root`` (written by :meth:`prepare`)."""
+    ``token`` (a new token of the workspace's user by default), on cluster ``cluster_id`` of
+    Databricks Runtime ``runtime``; its files under ``root`` (written by :meth:`prepare`)."""
 
     def __init__(self, emulator: Any, root: Path, *, path: str | None = None,
                  user: str | None = None, token: str | None = None,
-                 cluster_id: str = CLUSTER_ID, spark: bool = True) -> None:
+                 cluster_id: str = CLUSTER_ID, spark: bool = True,
+                 runtime: str = RUNTIME_VERSION) -> None:
         self.emulator = emulator
         self.root = root
         self.user = user or emulator.user
@@ -57,6 +59,7 @@ class NotebookContext:
         self.token = token or emulator.issue_token(self.user)
         self.cluster_id = cluster_id
         self.spark = spark
+        self.runtime = runtime
         self.secrets: dict[str, dict[str, str]] = {}
         self.notebook_id = ""
 
@@ -83,6 +86,17 @@ class NotebookContext:
     @property
     def context_file(self) -> Path:
         return self.root / "context.json"
+
+    @property
+    def displayed_file(self) -> Path:
+        """Where ``displayHTML`` records what it received, a JSON string a line."""
+        return self.root / "displayHTML.jsonl"
+
+    def displayed(self) -> list[str]:
+        """Every HTML the notebook's ``displayHTML`` received so far, oldest first."""
+        if not self.displayed_file.is_file():
+            return []
+        return [json.loads(line) for line in self.displayed_file.read_text().splitlines()]
 
     def prepare(self) -> NotebookContext:
         """Register the notebook in the workspace and write the ``dbruntime`` package, the
@@ -122,7 +136,8 @@ class NotebookContext:
     def write_context(self) -> None:
         self.context_file.write_text(json.dumps({
             "context": self.context(), "secrets": self.secrets,
-            "temp": str(self.root / "tmp")}))
+            "temp": str(self.root / "tmp"), "runtime": self.runtime,
+            "displayed": str(self.displayed_file)}))
 
     def rotate_token(self, token: str | None = None) -> str:
         """Give the notebook a new token (as Databricks refreshes it); the token."""
@@ -140,7 +155,7 @@ class NotebookContext:
         tracking and Databricks setting, plus the runtime's."""
         env = clean_environment(*DATABRICKS_VARIABLES)
         env.update({
-            "DATABRICKS_RUNTIME_VERSION": RUNTIME_VERSION,
+            "DATABRICKS_RUNTIME_VERSION": self.runtime,
             "MLFLOW_TRACKING_URI": "databricks",
             "PYTHONPATH": os.pathsep.join(
                 [str(self.python_path), *filter(None, [env.get("PYTHONPATH")])]),
@@ -165,7 +180,8 @@ def enter_notebook(shell, root: Path) -> None:
     sys.path.insert(0, str(root / "python"))
     for name in DATABRICKS_VARIABLES:
         os.environ.pop(name, None)
-    os.environ.update({"DATABRICKS_RUNTIME_VERSION": RUNTIME_VERSION,
+    written = json.loads((root / "context.json").read_text())
+    os.environ.update({"DATABRICKS_RUNTIME_VERSION": written.get("runtime", RUNTIME_VERSION),
                        "MLFLOW_TRACKING_URI": "databricks"})
     startup = root / "ipython" / "profile_default" / "startup" / "00-databricks-init.py"
     shell.safe_execfile(str(startup), shell.user_ns, raise_exceptions=True)

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 
+from .notebook import NotebookContext
+
 
 def run_ok(kernel, code: str) -> str:
     """Run a cell that must succeed; what it printed."""
@@ -123,3 +125,19 @@ def test_an_in_process_shell_can_be_the_notebook(databricks_service, tmp_path):
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.split() == ["True", context.path, databricks_service.url, "DBUtils"]
+
+
+def test_display_html_shows_and_records_what_it_received(notebook):
+    context, kernel = notebook
+    before = len(context.displayed())
+    shown = kernel.run("displayHTML('<b>rooms</b> matter')\n"
+                       "displayHTML('<i>twice</i>')")
+    assert shown.status == "ok", shown.text
+    assert "IPython.core.display.HTML" in shown.text  # shown as the runtime shows HTML
+    assert context.displayed()[before:] == ["<b>rooms</b> matter", "<i>twice</i>"]
+
+
+def test_an_older_runtime_is_a_notebook_of_that_version(databricks_service, tmp_path):
+    context = NotebookContext(databricks_service, tmp_path, spark=False, runtime="12.2")
+    assert context.prepare().environment()["DATABRICKS_RUNTIME_VERSION"] == "12.2"
+    assert context.displayed() == []
