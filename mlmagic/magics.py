@@ -333,11 +333,12 @@ class MlMagic(Magics):
     @line_magic
     def aml_panel(self, line: str):
         """One widget for the whole lifecycle: connection, runs (table, metric charts),
-        models (register, aliases) and deployment; a text summary where widgets can't show."""
+        models (register, aliases) and deployment; a text summary where widgets can't show
+        (in a Databricks runtime before 13: an HTML summary, through displayHTML)."""
         self._parse(self.aml_panel, line, "%aml_panel")
-        from mlmagic.panel import panel
+        from mlmagic.panel import show_panel
 
-        return panel(self.shell.user_ns)
+        return show_panel(self.shell.user_ns)
 
     @magic_arguments()
     @argument("-n", "--name", help="run name")

@@ -3,6 +3,7 @@ it, or kill the kernel, and see what the notebook would show."""
 
 from __future__ import annotations
 
+import json
 import os
 import queue
 import re
@@ -22,6 +23,8 @@ class Execution:
     outputs: list[str] = field(default_factory=list)
     error: str | None = None  # the exception's name, for status "error"
     seconds: float = 0.0
+    displays: list[dict] = field(default_factory=list)  # each display's data, by MIME type
+    size: int = 0  # bytes of every message the cell sent the front end (widgets' included)
 
     @property
     def text(self) -> str:
@@ -70,10 +73,12 @@ class Kernel:
             if message["parent_header"].get("msg_id") != msg_id:
                 continue
             kind, content = message["msg_type"], message["content"]
+            execution.size += len(json.dumps(content, default=str))
             if kind == "stream":
                 execution.outputs += content["text"].splitlines()
             elif kind in ("display_data", "execute_result", "update_display_data"):
                 execution.outputs += content["data"].get("text/plain", "").splitlines()
+                execution.displays.append(content["data"])
             elif kind == "error":
                 execution.status, execution.error = "error", content["ename"]
                 execution.outputs += [ANSI.sub("", line) for line in content["traceback"]]

@@ -117,3 +117,73 @@ def test_unity_catalog_names_and_signatures_are_checked_before_anything_is_creat
     assert shell.run_cell(UNSIGNED_CELL.replace("EXAMPLE", ", input_example=X.head(2)")).success
     card = repr(shell.run_line_magic("aml_register", "main.default.signed --run last"))
     assert "main.default.signed version 1" in card
+
+
+# Databricks' cell output limits (docs.databricks.com/en/notebooks/notebook-limitations.html):
+# in DBR 17 a cell's output is cut at 10 MB by default, settable down to 1 MB; up to DBR 16.4 a
+# text result is cut at 50,000 characters. The panel stays under the smallest of them.
+OUTPUT_LIMIT = 1_000_000
+TEXT_LIMIT = 50_000
+
+
+def fill_runs(workspace, experiment_id: str, count: int) -> None:
+    """``count`` finished runs in the experiment, straight into the workspace's store, each
+    with a long param and a few metrics."""
+    from mlflow import MlflowClient
+    from mlflow.entities import Metric, Param
+
+    client = MlflowClient(tracking_uri=workspace.mlflow_url)
+    quiet = pytest.MonkeyPatch()
+    quiet.setenv("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")  # no "View run" lines
+    for i in range(count):
+        run_id = client.create_run(experiment_id, run_name=f"sweep-{i:03d}",
+                                   start_time=1_700_000_000_000 + i).info.run_id
+        client.log_batch(run_id, params=[Param("notes", f"{i} " + "x" * 2000)], metrics=[
+            Metric(f"m{k}", i / (k + 1), 1_700_000_000_000, 0) for k in range(8)])
+        client.set_terminated(run_id, end_time=1_700_000_000_500 + i)
+    quiet.undo()
+
+
+def test_on_runtime_13_or_later_the_panel_is_the_widget(notebook, databricks_service):
+    context, kernel = notebook
+    before = len(context.displayed())
+    assert kernel.run("%load_ext mlmagic\n%aml_connect").status == "ok"
+    shown = kernel.run("%aml_panel")
+    assert shown.status == "ok", shown.text
+    (bundle,) = shown.displays
+    assert "application/vnd.jupyter.widget-view+json" in bundle
+    assert len(context.displayed()) == before  # no displayHTML: the widget shows
+    assert shown.size < OUTPUT_LIMIT
+
+
+@pytest.fixture(scope="module")
+def old_notebook(databricks_service, tmp_path_factory):
+    """A notebook kernel on Databricks Runtime 12.2 (ipywidgets only in preview there), its
+    experiment holding 500 runs: (context, kernel)."""
+    root = tmp_path_factory.mktemp("databricks-12")
+    context = NotebookContext(databricks_service, root / "context", spark=False,
+                              path=f"/Users/{databricks_service.user}/sweeps", runtime="12.2"
+                              ).prepare()
+    fill_runs(databricks_service, context.notebook_id, 500)
+    env = {**context.environment(), "HOME": str(root)}
+    work = root / "work"
+    work.mkdir()
+    kernel = Kernel(work, env).start()
+    yield context, kernel
+    kernel.stop()
+
+
+def test_before_runtime_13_the_panel_is_its_summary_through_display_html(
+        old_notebook, databricks_service):
+    context, kernel = old_notebook
+    assert kernel.run("%load_ext mlmagic\n%aml_connect").status == "ok"
+    shown = kernel.run("%aml_panel")
+    assert shown.status == "ok", shown.text
+    assert not any("application/vnd.jupyter.widget-view+json" in d for d in shown.displays)
+    (summary,) = context.displayed()
+    assert "mlmagic panel" in summary and "Databricks Runtime 13" in summary
+    assert "sweep-499" in summary and f"{databricks_service.url}/ml/experiments/" in summary
+    assert len(summary) < OUTPUT_LIMIT and shown.size < OUTPUT_LIMIT
+    assert kernel.run("import threading\nprint(sorted(t.name for t in threading.enumerate() "
+                      "if t.name.startswith('mlmagic')))").text.strip() == "[]"
+    assert not databricks_service.not_emulated

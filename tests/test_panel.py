@@ -370,6 +370,79 @@ def test_where_widgets_cannot_render_the_panel_is_a_summary_with_links(
     assert "experiment    summary" in text and "r2  FINISHED" in text and link in text
 
 
+# Databricks cuts a cell's output at 10 MB by default in DBR 17, settable down to 1 MB, and a
+# text result at 50,000 characters up to DBR 16.4
+# (docs.databricks.com/en/notebooks/notebook-limitations.html): the panel stays under both.
+OUTPUT_LIMIT = 1_000_000
+TEXT_LIMIT = 50_000
+
+
+def _fill_big_store(client, experiment_id: str) -> tuple[str, str]:
+    """500 runs with long names, 40 metrics and three 6,000-character params each (MLflow's
+    longest), one of them with 300 params and a 20,000-point history; a model of 60 versions.
+    The busy run's id, and the model's name."""
+    from mlflow.entities import Metric, Param, RunTag
+
+    start, long = 1_700_000_000_000, "v" * 5990
+    for i in range(500):
+        run_id = client.create_run(experiment_id, run_name=f"run-{i:03d}-" + "n" * 200,
+                                   start_time=start + i).info.run_id
+        client.log_batch(run_id, metrics=[Metric(f"metric_{k:02d}", i * k, start, 0)
+                                          for k in range(40)],
+                         params=[Param(f"p{k}", f"{i}{long}") for k in range(3)],
+                         tags=[RunTag("note", long)])
+        client.set_terminated(run_id, end_time=start + 1000 + i)
+    busy = client.create_run(experiment_id, run_name="busy", start_time=start + 600).info.run_id
+    for first in range(0, 300, 100):
+        client.log_batch(busy, params=[Param(f"q{k:03d}", "w" * 1000)
+                                       for k in range(first, first + 100)])
+    for first in range(0, 20_000, 1000):
+        client.log_batch(busy, metrics=[Metric("metric_00", float(step), start, step)
+                                        for step in range(first, first + 1000)])
+    client.set_terminated(busy, end_time=start + 5000)
+    client.create_registered_model("many-versions")
+    for _ in range(60):
+        client.create_model_version("many-versions", f"runs:/{busy}/model", run_id=busy)
+    return busy, "many-versions"
+
+
+def _widget_state_size(created) -> int:
+    """Bytes of the state of the widgets in ``created`` (what a front end receives)."""
+    import ipywidgets
+
+    return sum(len(json.dumps(widget.get_state(), default=str))
+               for widget in created if isinstance(widget, ipywidgets.Widget))
+
+
+def test_a_panel_over_many_big_runs_stays_under_databricks_output_limits(open_panel, shell):
+    from ipywidgets.widgets.widget import _instances
+
+    shell.run_line_magic("aml_connect", "-e big")
+    client = MlflowClient()
+    busy, model = _fill_big_store(client, current_session().connection.experiment_id)
+    before = set(_instances)
+    panel = open_panel()
+    assert panel.runs.page_label.value == "runs 1–20 of 501"
+    panel.runs.select([busy])
+    assert panel.wait(120)
+    panel.models.model.value = model
+    assert panel.wait(60)
+    bundle = shell.display_formatter.format(panel)[0]
+    created = [_instances[key] for key in set(_instances) - before]
+    sizes = {"text": len(bundle["text/plain"]), "html": len(bundle["text/html"]),
+             "widgets": _widget_state_size(created)}
+    assert sizes["text"] < TEXT_LIMIT, sizes
+    assert sum(sizes.values()) < OUTPUT_LIMIT, sizes
+    assert "polyline" in panel.runs.chart.value and "busy" in panel.runs.details.value
+    assert "the newest 50 of 60 versions" in panel.models.table.value
+    standing = len(_instances)
+    for _ in range(3):  # a sort rebuilds the header: the old one is closed, not kept
+        header(panel, "name").click()
+    panel.refresh()
+    assert panel.wait(120)
+    assert len(_instances) == standing
+
+
 def test_a_terminal_ipython_prints_the_summary(workdir):
     client = MlflowClient(f"sqlite:///{workdir / 'mlflow.db'}")
     experiment_id = client.create_experiment("terminal")

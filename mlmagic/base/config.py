@@ -106,6 +106,17 @@ def _names_workspace(uri: str) -> bool:
     return uri.lower().startswith("azureml:")
 
 
+def databricks_runtime(environ: Mapping[str, str] | None = None) -> tuple[int, int] | None:
+    """The Databricks Runtime this Python runs in, as (major, minor); None outside one, and
+    for a version that is no number (serverless compute gives ``client.N.M``)."""
+    environ = os.environ if environ is None else environ
+    parts = (environ.get(DATABRICKS_RUNTIME) or "").split(".")
+    if not parts[0].isdigit():
+        return None
+    minor = parts[1] if len(parts) > 1 and parts[1].isdigit() else "0"
+    return int(parts[0]), int(minor)
+
+
 def find_workspace_config(start: Path | None = None) -> tuple[Path, dict] | None:
     """The nearest Azure ML workspace ``config.json`` and its keys: in ``start`` or a parent,
     directly or in its ``.azureml`` folder (where the Azure ML SDKs look). Other config.json

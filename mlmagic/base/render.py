@@ -2,7 +2,10 @@
 
 Charts: :func:`chart` makes the one choice between a PNG drawn by matplotlib (what a saved
 notebook keeps best, when matplotlib is installed) and an inline SVG (no library, cheap to
-redraw, so what a live view uses); :func:`svg_chart` draws the SVG itself.
+redraw, so what a live view uses); :func:`svg_chart` draws the SVG itself, of at most
+``MAX_CHART_POINTS`` points a line, whatever the history's length. :func:`shortened` keeps a
+long value from swelling an output (notebook front ends, Databricks' above all, cut or refuse
+big cell outputs).
 """
 
 from __future__ import annotations
@@ -14,6 +17,14 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 
 CELL = "text-align:left;padding-right:1em"
 MARKED = "background:#fff3b0;font-weight:bold"
+
+
+def shortened(text: str, limit: int) -> str:
+    """``text``, or its start and how long it was when it is longer than ``limit``."""
+    if len(text) <= limit:
+        return text
+    tail = f"… ({len(text)} characters)"
+    return text[:max(limit - len(tail), 0)] + tail
 
 
 def html_value(value: str) -> str:
@@ -88,6 +99,7 @@ def _png_chart(title: str, series: Series) -> bytes | None:
 
 WIDTH, HEIGHT = 560, 240
 LEFT, RIGHT, TOP, BOTTOM = 60, 150, 24, 30
+MAX_CHART_POINTS = 400  # a line's points in an SVG chart: more than its width in pixels
 COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
           "#7f7f7f", "#bcbd22", "#17becf")
 
@@ -97,7 +109,7 @@ Series = Mapping[str, tuple[Sequence[float], Sequence[float]]]
 def svg_chart(title: str, series: Series) -> str:
     """An SVG chart with one line per entry of ``series`` (label: (steps, values)), its
     axes' ranges and a legend; a note instead when there is nothing to draw."""
-    drawn = {label: points for label, points in series.items() if len(points[0])}
+    drawn = {label: _thinned(*points) for label, points in series.items() if len(points[0])}
     if not drawn:
         return f"<div class='mlmagic-chart-empty'>{html.escape(title)}: no points yet</div>"
     steps = [s for xs, _ in drawn.values() for s in xs]
@@ -114,6 +126,22 @@ def svg_chart(title: str, series: Series) -> str:
         f"<text x='{LEFT}' y='14' font-weight='bold'>{html.escape(title)}</text>"
         f"{_axes(scale)}{lines}</svg>"
     )
+
+
+def _thinned(steps: Sequence[float], values: Sequence[float]
+             ) -> tuple[Sequence[float], Sequence[float]]:
+    """At most MAX_CHART_POINTS of a line's points: in each of equal runs of points, the
+    lowest and the highest (so peaks stay), and the first and last points."""
+    if len(steps) <= MAX_CHART_POINTS:
+        return steps, values
+    buckets = (MAX_CHART_POINTS - 2) // 2
+    size = -(-len(steps) // buckets)
+    kept = {0, len(steps) - 1}
+    for start in range(0, len(steps), size):
+        chunk = range(start, min(start + size, len(steps)))
+        kept |= {min(chunk, key=values.__getitem__), max(chunk, key=values.__getitem__)}
+    order = sorted(kept)
+    return [steps[i] for i in order], [values[i] for i in order]
 
 
 class _Scale:

@@ -14,7 +14,7 @@ from mlmagic.base.display import Card, card, format_duration
 from mlmagic.base.env import temporary_env
 from mlmagic.base.errors import InvalidInput, NotFound
 from mlmagic.base.failures import explain
-from mlmagic.base.render import chart, html_table
+from mlmagic.base.render import chart, html_table, shortened
 from mlmagic.base.secrets import error_line, redact_uri
 from mlmagic.core.connection import ensure_connected
 from mlmagic.core.interactive import interactive
@@ -26,6 +26,8 @@ if TYPE_CHECKING:
     from mlflow.entities import Run
 
 _RUN_ID = re.compile(r"^[0-9a-f]{32}$")
+SHOWN_ENTRIES = 50  # params, metrics, tags or artifacts a run's card lists; the link has all
+SHOWN_VALUE = 200  # characters of a value a card shows
 
 
 def find_run(reference: str) -> Run:
@@ -75,7 +77,7 @@ class RunDetails:
             ("params", _pairs(data.params)),
             ("metrics", _pairs({k: f"{v:.6g}" for k, v in data.metrics.items()})),
             ("tags", _pairs(tags)),
-            ("artifacts", ", ".join(self.artifacts)),
+            ("artifacts", _listed(self.artifacts)),
             ("link", self.link),
         )
 
@@ -126,7 +128,15 @@ def download_artifact(run: str, path: str, destination: str | Path = ".") -> Pat
 
 
 def _pairs(values: dict) -> str:
-    return ", ".join(f"{key}={value}" for key, value in sorted(values.items()))
+    return _listed([f"{key}={value}" for key, value in sorted(values.items())])
+
+
+def _listed(items) -> str:
+    """The first SHOWN_ENTRIES items, each shortened, and how many more there are."""
+    items = list(items)
+    shown = ", ".join(shortened(str(item), SHOWN_VALUE) for item in items[:SHOWN_ENTRIES])
+    more = len(items) - SHOWN_ENTRIES
+    return shown + (f" … and {more} more (the run's link shows all)" if more > 0 else "")
 
 
 @dataclass(frozen=True)

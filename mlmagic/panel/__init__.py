@@ -9,9 +9,9 @@ from __future__ import annotations
 import sys
 from types import ModuleType
 
-from mlmagic.panel.view import Panel, panel
+from mlmagic.panel.view import Panel, panel, show_panel
 
-__all__ = ["Panel", "panel"]
+__all__ = ["Panel", "panel", "show_panel"]
 
 
 class _CallableModule(ModuleType):

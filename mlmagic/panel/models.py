@@ -3,6 +3,7 @@ model's versions and aliases, and set an alias."""
 
 from __future__ import annotations
 
+import html
 from collections.abc import Callable
 
 import ipywidgets as widgets
@@ -14,6 +15,7 @@ from mlmagic.panel.parts import button, dropdown, set_options, text
 from mlmagic.panel.worker import Worker
 
 MAX_MODELS = 50
+MAX_VERSIONS = 50  # the newest versions of a model the panel offers; %aml_models NAME lists all
 
 
 class ModelsSection:
@@ -22,7 +24,8 @@ class ModelsSection:
     def __init__(self, worker: Worker, selected_runs: Callable[[], list[str]],
                  on_change: Callable[[], None]) -> None:
         self.worker, self.selected_runs, self.on_change = worker, selected_runs, on_change
-        self.versions: dict[str, list[dict]] = {}
+        self.versions: dict[str, list[dict]] = {}  # the newest MAX_VERSIONS of each model
+        self.counts: dict[str, int] = {}  # how many versions each model has
         self.name = text("model name", "register the selected run's model under this name")
         self.register_button = button("Register", self._register, "primary")
         self.model = dropdown("model")
@@ -40,7 +43,10 @@ class ModelsSection:
     def load(self) -> None:
         """Fetch the registered models and their versions, keeping the picked model."""
         names = list(core.models()["name"])[:MAX_MODELS]
-        self.versions = {name: core.models(name).to_dict("records") for name in names}
+        found = {name: core.models(name) for name in names}
+        self.counts = {name: len(versions) for name, versions in found.items()}
+        self.versions = {name: versions.head(MAX_VERSIONS).to_dict("records")
+                         for name, versions in found.items()}
         set_options(self.model, self._model_picked, names, self.model.value)
         self._show_versions()
 
@@ -50,7 +56,8 @@ class ModelsSection:
             ["version", "aliases", "status", "run", "created"],
             [[v["version"], ", ".join(v["aliases"]), v["status"], v["run_id"],
               f"{v['created']:%Y-%m-%d %H:%M:%S}"] for v in versions],
-        ) if versions else "<i>no registered model yet</i>"
+        ) + _older_note(self.model.value, self.counts.get(self.model.value, 0)
+                        ) if versions else "<i>no registered model yet</i>"
         set_options(self.version, None, [str(v["version"]) for v in versions],
                     self.version.value)
 
@@ -83,3 +90,10 @@ class ModelsSection:
 
         self.worker.submit(f"setting the alias {alias}", set_alias,
                            lambda v: f"{v.name}@{alias.strip()} is version {v.version}")
+
+
+def _older_note(model: str, count: int) -> str:
+    if count <= MAX_VERSIONS:
+        return ""
+    return (f"<i>the newest {MAX_VERSIONS} of {count} versions; %aml_models "
+            f"{html.escape(model)} lists them all</i>")

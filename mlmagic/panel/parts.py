@@ -42,3 +42,13 @@ def set_options(picker: widgets.Dropdown, handler: Callable | None, options: Seq
     finally:
         if handler is not None:
             picker.observe(handler, "value")
+
+
+def discard(*parts: widgets.Widget) -> None:
+    """Close widgets no longer shown, with their own layout and style (a front end keeps every
+    widget's state until it is closed)."""
+    for part in parts:
+        for owned in (getattr(part, "layout", None), getattr(part, "style", None)):
+            if isinstance(owned, widgets.Widget):
+                owned.close()
+        part.close()

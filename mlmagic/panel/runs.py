@@ -13,8 +13,8 @@ import ipywidgets as widgets
 from mlmagic import core
 from mlmagic.base.config import DEFAULT_MAX_RUNS
 from mlmagic.base.display import format_duration
-from mlmagic.base.render import chart, link
-from mlmagic.panel.parts import dropdown, set_options
+from mlmagic.base.render import chart, link, shortened
+from mlmagic.panel.parts import discard, dropdown, set_options
 from mlmagic.panel.worker import Worker
 
 if TYPE_CHECKING:
@@ -26,6 +26,7 @@ PAGE_SIZE = 20
 MAIN_METRICS = 3
 MAIN_PARAMS = 3
 MAX_LINES = 10
+SHOWN_CHARACTERS = 60  # of a name or value in a table cell
 LIVE_SECONDS = 1.0
 FIXED_COLUMNS = (("name", "name"), ("status", "status"), ("start", "start"),
                  ("duration", "duration"))
@@ -128,6 +129,7 @@ class RunsSection:
         self._build_header()
 
     def _build_header(self) -> None:
+        discard(*getattr(self, "header", []))
         self.header = [widgets.HTML("")] + [
             widgets.Button(description=_arrowed(title, key, self.sort_key, self.ascending),
                            tooltip=f"sort by {title}", layout=widgets.Layout(width="auto"))
@@ -137,10 +139,9 @@ class RunsSection:
             header.on_click(lambda _, key=key: self.sort_by(key))
         cells = [cell for row in self.rows for cell in row.cells]
         self.grid.children = [*self.header, *cells]
-        self.grid.layout = widgets.Layout(
-            grid_template_columns=f"2.5em repeat({len(self.columns)}, auto)",
-            grid_gap="0 0.8em", align_items="center",
-        )
+        layout = self.grid.layout  # changed in place: a new one would leave the old behind
+        layout.grid_template_columns = f"2.5em repeat({len(self.columns)}, auto)"
+        layout.grid_gap, layout.align_items = "0 0.8em", "center"
 
     def _sort(self) -> None:
         key = "start_time" if self.sort_key == "start" else self.sort_key
@@ -200,6 +201,7 @@ class _Row:
         self.cells: list[widgets.Widget] = [self.tick]
 
     def build(self, columns: int) -> None:
+        discard(*self.cells[1:])
         self.cells = [self.tick] + [widgets.HTML(layout=widgets.Layout())
                                     for _ in range(columns)]
 
@@ -280,7 +282,7 @@ def _cell(record: dict, key: str) -> str:
     if key == "name":
         connection = core.current_connection()
         url = connection.run_url(record["run_id"]) if connection else None
-        return link(record["name"] or record["run_id"][:8], url)
+        return link(shortened(record["name"] or record["run_id"][:8], SHOWN_CHARACTERS), url)
     if key == "start":
         return html.escape(f"{record['start_time']:%Y-%m-%d %H:%M:%S}")
     if key == "duration":
@@ -289,7 +291,9 @@ def _cell(record: dict, key: str) -> str:
     value = record.get(key)
     if value is None or value != value:  # NaN: this run has no such metric
         return ""
-    return f"{value:.4g}" if isinstance(value, float) else html.escape(str(value))
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return html.escape(shortened(str(value), SHOWN_CHARACTERS))
 
 
 def _arrowed(title: str, key: str, sort_key: str, ascending: bool) -> str:

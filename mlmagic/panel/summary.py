@@ -8,12 +8,13 @@ from typing import TYPE_CHECKING
 
 from mlmagic import core
 from mlmagic.base.display import format_duration
-from mlmagic.base.render import html_table
+from mlmagic.base.render import html_table, shortened
 
 if TYPE_CHECKING:
     from mlmagic.panel.view import Panel
 
 SHOWN_RUNS = 10
+SHOWN_CHARACTERS = 200  # of a name, a list of metrics or of versions
 NOTE = "mlmagic panel (a summary: this front end does not show widgets)"
 
 
@@ -23,13 +24,13 @@ def summary_rows(panel: Panel) -> dict[str, list[list[str]]]:
     table = panel.runs.table.sort_values("start_time", ascending=False).head(SHOWN_RUNS)
     metrics = [c for c, _ in panel.runs.columns if c.startswith("metrics.")]
     runs = [
-        [row["name"], row["status"], format_duration(_ms(row["duration_ms"])),
-         ", ".join(f"{c[8:]}={row[c]:.4g}" for c in metrics if row[c] == row[c]),
+        [_cut(row["name"]), row["status"], format_duration(_ms(row["duration_ms"])),
+         _cut(", ".join(f"{c[8:]}={row[c]:.4g}" for c in metrics if row[c] == row[c])),
          (connection.run_url(run_id) if connection else None) or run_id]
         for run_id, row in table.iterrows()
     ]
-    models = [[name, ", ".join(str(v["version"]) for v in versions),
-               ", ".join(f"@{a}: {v['version']}" for v in versions for a in v["aliases"])]
+    models = [[_cut(name), _cut(", ".join(str(v["version"]) for v in versions)),
+               _cut(", ".join(f"@{a}: {v['version']}" for v in versions for a in v["aliases"]))]
               for name, versions in panel.models.versions.items()]
     found = panel.deploy.found
     endpoints = [] if found is None else [
@@ -54,13 +55,17 @@ def summary_text(panel: Panel) -> str:
     return "\n".join(lines)
 
 
-def summary_html(panel: Panel) -> str:
-    """The summary as HTML, with links to the runs and endpoints."""
-    parts = [f"<p><i>{html.escape(NOTE)}</i></p>", core.status()._repr_html_()]
+def summary_html(panel: Panel, note: str = NOTE) -> str:
+    """The summary as HTML, with links to the runs and endpoints, under ``note``."""
+    parts = [f"<p><i>{html.escape(note)}</i></p>", core.status()._repr_html_()]
     for part, rows in summary_rows(panel).items():
         parts.append(f"<p><b>{part}</b></p>")
         parts.append(html_table(HEADERS[part], rows) if rows else "<p>none</p>")
     return "<div class='mlmagic-panel-summary'>" + "".join(parts) + "</div>"
+
+
+def _cut(text: str) -> str:
+    return shortened(text, SHOWN_CHARACTERS)
 
 
 def _ms(value) -> int | None:

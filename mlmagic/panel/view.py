@@ -7,6 +7,7 @@ from collections.abc import Mapping, MutableMapping
 import ipywidgets as widgets
 
 from mlmagic import core
+from mlmagic.base.config import databricks_runtime
 from mlmagic.panel.connection import ConnectionSection
 from mlmagic.panel.deploy import DeploySection
 from mlmagic.panel.models import ModelsSection
@@ -17,6 +18,11 @@ from mlmagic.panel.worker import Worker
 
 TABS = ("Connection", "Runs", "Models", "Deploy")
 LOAD_WAIT = 10.0  # seconds a display waits for the first load, for the text/HTML summary
+# ipywidgets are generally available in Databricks notebooks from Databricks Runtime 13.0 (a
+# preview in 11.0 to 12.2 LTS): docs.databricks.com/notebooks/ipywidgets.html
+WIDGETS_FROM_RUNTIME = 13
+OLD_RUNTIME_NOTE = ("mlmagic panel (a summary: widgets need Databricks Runtime "
+                    f"{WIDGETS_FROM_RUNTIME} or later)")
 
 
 class Panel(widgets.VBox):
@@ -109,6 +115,23 @@ def panel(namespace: Mapping[str, object] | None = None) -> Panel:
     """The mlmagic panel as an ipywidgets widget (display it, or end a cell with it);
     ``namespace`` holds the DataFrames offered for test requests (default: the notebook's)."""
     return Panel(namespace)
+
+
+def show_panel(namespace: Mapping[str, object]) -> Panel | None:
+    """What ``%aml_panel`` shows: the panel widget; in a Databricks runtime before 13, where
+    widgets do not render, its HTML summary through the notebook's ``displayHTML`` instead
+    (and None: no widget is left behind)."""
+    shown = Panel(namespace)
+    display_html = namespace.get("displayHTML")
+    runtime = databricks_runtime()
+    if runtime is None or runtime[0] >= WIDGETS_FROM_RUNTIME or not callable(display_html):
+        return shown
+    try:
+        shown.wait(LOAD_WAIT)
+        display_html(summary_html(shown, OLD_RUNTIME_NOTE))
+    finally:
+        shown.close()
+    return None
 
 
 def _shell():

@@ -36,3 +36,14 @@ def test_what_the_user_configured_wins_over_the_runtime(tmp_path, monkeypatch):
         {"subscription_id": "s", "resource_group": "g", "workspace_name": "w"}))
     linked = resolve_settings(tmp_path, environ=RUNTIME)
     assert linked.tracking_uri is None and linked.workspace["workspace_name"] == "w"
+
+
+def test_the_databricks_runtime_version_is_read_as_major_and_minor():
+    from mlmagic.base.config import databricks_runtime
+
+    assert databricks_runtime({}) is None
+    assert databricks_runtime(RUNTIME) == (15, 4)
+    assert databricks_runtime({"DATABRICKS_RUNTIME_VERSION": "12.2"}) == (12, 2)
+    assert databricks_runtime({"DATABRICKS_RUNTIME_VERSION": "13"}) == (13, 0)
+    # serverless gives 'client.N.M': a runtime, of no number to compare
+    assert databricks_runtime({"DATABRICKS_RUNTIME_VERSION": "client.1.13"}) is None

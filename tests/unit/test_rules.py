@@ -245,3 +245,29 @@ def test_the_locks_of_ended_sessions_are_removed_and_live_ones_kept(tmp_path):
     _remove_dead_session_locks(tmp_path, older_than=0)
     assert live.exists() and not ended.exists()
     held.release()
+
+
+def test_long_text_is_shortened_and_says_how_much_was_left_out():
+    from mlmagic.base.render import shortened
+
+    assert shortened("rooms", 10) == "rooms"
+    cut = shortened("x" * 1000, 50)
+    assert len(cut) <= 50 and cut.startswith("xxx") and cut.endswith("(1000 characters)")
+
+
+def test_a_chart_of_many_points_draws_a_bounded_line_that_keeps_peaks_and_ends():
+    import re
+
+    from mlmagic.base.render import MAX_CHART_POINTS, svg_chart
+
+    steps = list(range(100_000))
+    values = [1.0] * 100_000
+    values[54_321] = 99.0  # one spike
+    drawn = svg_chart("loss", {"run": (steps, values)})
+    (points,) = re.findall(r"points='([^']+)'", drawn)
+    kept = [tuple(map(float, p.split(","))) for p in points.split(" ")]
+    assert len(kept) <= MAX_CHART_POINTS and len(drawn) < 30_000
+    assert min(y for _, y in kept) < max(y for _, y in kept)  # the spike is drawn
+    assert kept[0][0] == 60.0 and kept[-1][0] == 410.0  # the first and the last step
+    small = svg_chart("loss", {"run": ([0, 1, 2], [3.0, 2.0, 1.0])})
+    assert len(re.findall(r"points='([^']+)'", small)[0].split(" ")) == 3
