@@ -124,3 +124,34 @@ def test_show_last_before_any_run_is_one_line(shell, capsys):
     capsys.readouterr()
     shell.run_cell("%aml_show")
     assert only_line(capsys).startswith("InvalidInput: no run yet in this session")
+
+
+def test_show_and_compare_of_huge_runs_stay_small_enough_for_a_notebook(shell):
+    """A run card lists 50 entries and a comparison a screenful of rows, whatever the runs
+    hold: Databricks cuts a text result at 50,000 characters (DBR 16.4 and before) and any cell
+    output at 10 MB by default (DBR 17), 1 MB at its smallest."""
+    import sys
+
+    from mlflow import MlflowClient
+    from mlflow.entities import Metric, Param
+
+    connection = shell.run_line_magic("aml_connect", "--experiment huge")
+    client = MlflowClient()
+    for name in ("wide", "long"):
+        run_id = client.create_run(connection.experiment_id, run_name=name).info.run_id
+        for first in range(0, 1000, 100):
+            client.log_batch(run_id, params=[Param(f"p{k:04d}", f"{name}-" + "v" * 500)
+                                             for k in range(first, first + 100)])
+        for first in range(0, 20_000, 1000):
+            client.log_batch(run_id, metrics=[Metric("loss", 1 / (s + 1), 0, s)
+                                              for s in range(first, first + 1000)])
+        client.set_terminated(run_id)
+    details = shell.run_line_magic("aml_show", "long")
+    assert "… and 950 more" in repr(details) and len(details._repr_html_()) < 50_000
+    comparison = shell.run_line_magic("aml_compare", "wide long --metric loss")
+    assert len(comparison.table) == 1001 and len(comparison.history) == 20_000  # all kept
+    assert "… and 941 more rows" in repr(comparison)
+    assert len(repr(comparison)) < 50_000 and len(comparison._repr_html_()) < 1_000_000
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setitem(sys.modules, "matplotlib.figure", None)  # the SVG chart
+        assert len(comparison._repr_html_()) < 1_000_000

@@ -28,6 +28,8 @@ if TYPE_CHECKING:
 _RUN_ID = re.compile(r"^[0-9a-f]{32}$")
 SHOWN_ENTRIES = 50  # params, metrics, tags or artifacts a run's card lists; the link has all
 SHOWN_VALUE = 200  # characters of a value a card shows
+SHOWN_ROWS = 60  # rows of a comparison's table or history shown (pandas' own default)
+SHOWN_CELL = 60  # characters of a compared value shown
 
 
 def find_run(reference: str) -> Run:
@@ -156,13 +158,16 @@ class Comparison:
 
     def _repr_html_(self) -> str:
         differing = set(self.differing)
+        shown = self._shown_table(differing)
         table = html_table(
-            ["", *map(str, self.table.columns)],
-            [(row, *map(_shown, values)) for row, values in self.table.iterrows()],
+            ["", *map(str, shown.columns)],
+            [(row, *map(_shown, values)) for row, values in shown.iterrows()],
             row_headers=True,
-            marked={i for i, row in enumerate(self.table.index) if row in differing})
+            marked={i for i, row in enumerate(shown.index) if row in differing})
         parts = [f"<div><b>{len(self.table.columns)} runs compared</b> (differences "
                  f"highlighted){table}"]
+        if self._left_out(shown):
+            parts.append(f"<p><i>{html.escape(self._left_out(shown))}</i></p>")
         if self.history is not None and not self.history.empty:
             series = {str(column): (list(found.index), list(found.values))
                       for column in self.history.columns
@@ -174,17 +179,32 @@ class Comparison:
 
     def __repr__(self) -> str:
         differing = set(self.differing)
-        shown = self.table.map(_shown)
+        shown = self._shown_table(differing).map(_shown)
         shown.index = [f"* {row}" if row in differing else f"  {row}" for row in shown.index]
         text = f"{len(self.table.columns)} runs compared (* differs)\n{shown.to_string()}"
+        if self._left_out(shown):
+            text += "\n" + self._left_out(shown)
         if self.history is not None:
             text += "\n\n" + self._history_text()
         return text
 
+    def _shown_table(self, differing: set[str]) -> pd.DataFrame:
+        """The rows shown: all of them, or SHOWN_ROWS, those that differ first."""
+        if len(self.table) <= SHOWN_ROWS:
+            return self.table
+        rows = [r for r in self.table.index if r in differing]
+        rows += [r for r in self.table.index if r not in differing]
+        kept = set(rows[:SHOWN_ROWS])
+        return self.table.loc[[r for r in self.table.index if r in kept]]
+
+    def _left_out(self, shown: pd.DataFrame) -> str:
+        more = len(self.table) - len(shown)
+        return f"… and {more} more rows (the .table attribute has them all)" if more else ""
+
     def _history_text(self) -> str:
         if self.history is None or self.history.empty:
             return f"no history of '{self.metric}' in these runs"
-        return f"{self.metric} by step\n{self.history.to_string()}"
+        return f"{self.metric} by step\n{self.history.to_string(max_rows=SHOWN_ROWS)}"
 
 
 @interactive
@@ -228,7 +248,7 @@ def _labels(found: list[Run]) -> list[str]:
 def _shown(value) -> str:
     if value is None or (isinstance(value, float) and value != value):
         return "-"
-    return f"{value:.6g}" if isinstance(value, float) else str(value)
+    return f"{value:.6g}" if isinstance(value, float) else shortened(str(value), SHOWN_CELL)
 
 
 @interactive
