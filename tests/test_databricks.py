@@ -187,3 +187,87 @@ def test_before_runtime_13_the_panel_is_its_summary_through_display_html(
     assert kernel.run("import threading\nprint(sorted(t.name for t in threading.enumerate() "
                       "if t.name.startswith('mlmagic')))").text.strip() == "[]"
     assert not databricks_service.not_emulated
+
+
+WAITING_CELL = (
+    "%%track --name {name}\n"
+    "import mlflow, os, time\n"
+    "mlflow.log_param('rooms', 3)\n"
+    "mlflow.log_metric('rmse', 1.0, step=0)\n"
+    "while not os.path.exists({flag!r}):  # the token changes now\n"
+    "    time.sleep(0.05)\n"
+    "for step in range(1, 4):\n"
+    "    mlflow.log_metric('rmse', 1.0 / (step + 1), step=step)\n"
+    "cell_done = True\n"
+)
+
+
+def _track_while_the_token_changes(kernel, workspace, tmp_path, name: str, change):
+    """Run WAITING_CELL, call ``change()`` once its run exists in the workspace, then let it
+    go on; what the cell did, and the run's id."""
+    import time
+
+    flag = tmp_path / f"{name}.go"
+    submitted = kernel.submit(WAITING_CELL.format(name=name, flag=str(flag)))
+    deadline = time.monotonic() + 120
+    while not any(r.path.endswith("/runs/create") and r.status == 200
+                  for r in workspace.requests):
+        assert time.monotonic() < deadline, "the tracked cell created no run"
+        time.sleep(0.05)
+    change()
+    flag.touch()
+    done = kernel.wait(submitted)
+    run_id = kernel.value("mlmagic.core.current_session().last_tracked.run_id")
+    return done, run_id
+
+
+def test_a_token_that_expires_mid_cell_is_one_line_and_the_run_is_kept_for_sync(
+        notebook, databricks_service, tmp_path):
+    context, kernel = notebook
+    assert kernel.run("%load_ext mlmagic\n%aml_connect\nimport mlmagic").status == "ok"
+    databricks_service.reset()
+    done, run_id = _track_while_the_token_changes(
+        kernel, databricks_service, tmp_path, "expiring",
+        lambda: databricks_service.expire(context.token))
+    assert done.status == "ok" and "Traceback" not in done.text, done.text
+    assert kernel.value("cell_done") == "True"  # the user's cell ran to its end
+    notices = [line for line in done.outputs if line.startswith("mlmagic:")]
+    assert len(notices) == 1, done.outputs
+    (notice,) = notices
+    assert "refused the notebook's token" in notice and "expired" in notice, notice
+    assert ".mlmagic/journal/" in notice and "%aml_sync" in notice, notice
+    assert "(offline)" in done.text  # the run's card says where it is
+    assert databricks_service.mlflow_get("runs/get", run_id=run_id)["run"]["info"][
+        "status"] == "RUNNING"  # the workspace could not be told yet
+    refused = kernel.run("%aml_sync")  # still the expired token: one line, the journal kept
+    (line,) = refused.outputs
+    assert line.startswith("PermissionDenied: databricks refused the notebook's token"), line
+    assert databricks_service.mlflow_get("runs/get", run_id=run_id)["run"]["info"][
+        "status"] == "RUNNING"
+    context.rotate_token()  # the notebook gets a live token again
+    synced = kernel.run("%aml_sync")
+    assert synced.status == "ok" and "Traceback" not in synced.text, synced.text
+    run = databricks_service.mlflow_get("runs/get", run_id=run_id)["run"]
+    assert run["info"]["status"] == "FINISHED"
+    assert {m["key"]: m["value"] for m in run["data"]["metrics"]} == {"rmse": 0.25}
+    assert {p["key"]: p["value"] for p in run["data"]["params"]} == {"rooms": "3"}
+    assert not databricks_service.not_emulated
+
+
+def test_a_token_refreshed_mid_cell_just_goes_on(notebook, databricks_service, tmp_path):
+    context, kernel = notebook
+    assert kernel.run("%load_ext mlmagic\n%aml_connect\nimport mlmagic").status == "ok"
+    databricks_service.reset()
+    old = context.token
+
+    def refresh():  # as Databricks refreshes a notebook's token, the old one then refused
+        context.rotate_token()
+        databricks_service.expire(old)
+
+    done, run_id = _track_while_the_token_changes(kernel, databricks_service, tmp_path,
+                                                  "refreshed", refresh)
+    assert done.status == "ok" and not any(line.startswith("mlmagic:")
+                                           for line in done.outputs), done.text
+    run = databricks_service.mlflow_get("runs/get", run_id=run_id)["run"]
+    assert run["info"]["status"] == "FINISHED"
+    assert {m["key"]: m["value"] for m in run["data"]["metrics"]} == {"rmse": 0.25}

@@ -10,6 +10,7 @@ import socket
 from collections.abc import Callable
 from typing import TypeVar
 
+from mlmagic.base.config import DATABRICKS_RUNTIME
 from mlmagic.base.errors import ConnectionFailed, MlmagicError, PermissionDenied
 from mlmagic.base.secrets import error_line, redact_uri
 
@@ -32,6 +33,8 @@ _ACTIONS = {
 _DISK_ERRORS = {errno.ENOSPC: "the disk is full", errno.EROFS: "it is read-only",
                 errno.EACCES: "permission denied"}
 _TRANSIENT_STATUSES = {429, 500, 502, 503, 504}
+# What Databricks answers (HTTP 403) to a token that is wrong, expired or revoked
+INVALID_TOKEN = "Invalid access token"
 _LASTING_FAILURES = ("readonly database", "read-only", "disk is full", "no space left")
 F = TypeVar("F", bound=Callable)
 
@@ -173,9 +176,8 @@ def explain(error: BaseException, uri: str) -> MlmagicError | None:
         return ConnectionFailed(f"cannot reach {shown} ({reason}). Check that it runs, then "
                                 "try again.")
     status = http_status(error)
-    if status == 401:
-        return PermissionDenied(f"{shown} refused the credentials (HTTP 401): "
-                                f"{credential_advice(uri)}")
+    if credentials_refused(error):
+        return PermissionDenied(f"{shown} {refusal(error, uri)}: {credential_advice(uri)}")
     if status == 403:
         return PermissionDenied(
             f"{_who(uri)} may not {_action(error)} on {shown} (HTTP 403). Ask its admin for "
@@ -184,11 +186,49 @@ def explain(error: BaseException, uri: str) -> MlmagicError | None:
     return None
 
 
+def credentials_refused(error: BaseException) -> bool:
+    """Whether the store refused the credentials themselves (HTTP 401, or Databricks' 403
+    "Invalid access token"), rather than a permission the credentials lack."""
+    status = http_status(error)
+    if status == 401:
+        return True
+    return status == 403 and any(INVALID_TOKEN.lower() in str(item).lower()
+                                 for item in exception_chain(error))
+
+
+def whose_credentials(uri: str) -> str:
+    """The credentials MLflow sends to the store at ``uri``, in a few words (never them)."""
+    if not uri.lower().startswith("databricks"):
+        return "the credentials"
+    profile = uri.split("://", 1)[1].split(":", 1)[0] if "://" in uri else ""
+    profile = profile or os.environ.get("DATABRICKS_CONFIG_PROFILE", "")
+    if profile:
+        return f"the token of the Databricks profile {profile}"
+    if os.environ.get("DATABRICKS_TOKEN"):
+        return "the token in DATABRICKS_TOKEN"
+    return "the notebook's token" if os.environ.get(DATABRICKS_RUNTIME) else "the Databricks token"
+
+
+def refusal(error: BaseException, uri: str) -> str:
+    """How the store at ``uri`` refused the credentials: "refused the notebook's token (HTTP
+    403: Invalid access token; it expired or was revoked)"."""
+    whose = whose_credentials(uri)
+    said = f": {INVALID_TOKEN}" if http_status(error) == 403 else ""
+    how = ""
+    if said:
+        how = ("; it expired or was revoked" if whose == "the notebook's token"
+               else "; it is wrong, expired or revoked")
+    return f"refused {whose} (HTTP {http_status(error)}{said}{how})"
+
+
 def credential_advice(uri: str) -> str:
     """What to set when a store refused the credentials."""
     scheme = uri.split(":", 1)[0].lower()
     if scheme == "azureml":
         return "sign in again (az login, or the --auth you use) and check your role on it."
+    if scheme.startswith("databricks") and whose_credentials(uri) == "the notebook's token":
+        return ("the workspace gives the notebook its token; to sign in with a personal access "
+                "token instead, set DATABRICKS_HOST and DATABRICKS_TOKEN.")
     if scheme.startswith("databricks"):
         return "check DATABRICKS_TOKEN (or your Databricks profile); it may have expired."
     if os.environ.get("MLFLOW_TRACKING_USERNAME"):

@@ -14,7 +14,13 @@ from collections.abc import Callable
 
 from mlmagic.base.display import notify, silenced
 from mlmagic.base.env import temporary_env
-from mlmagic.base.failures import failure_reason, network_failure, transient
+from mlmagic.base.failures import (
+    credentials_refused,
+    failure_reason,
+    network_failure,
+    refusal,
+    transient,
+)
 from mlmagic.base.secrets import redact_uri
 from mlmagic.core.journal import Journal, journal_dir
 from mlmagic.core.session import Connection
@@ -48,6 +54,15 @@ def prepare_writer_threads() -> None:
     from mlmagic.databricks.sdk import mark_runtime_absent
 
     mark_runtime_absent()
+
+
+def _problem(error: BaseException, reason: str, uri: str) -> str:
+    """What the store did, for the line that says a run went offline."""
+    if network_failure(error):
+        return f"cannot be reached ({reason})"
+    if credentials_refused(error):
+        return refusal(error, uri)  # an expired token, most often, while the run went on
+    return f"did not take a write ({reason})"
 
 
 class RunSink:
@@ -96,8 +111,7 @@ class RunSink:
                 return
             self.offline_reason = reason = failure_reason(error)
             shown = redact_uri(self.connection.tracking_uri)
-            problem = (f"cannot be reached ({reason})" if network_failure(error)
-                       else f"did not take a write ({reason})")
+            problem = _problem(error, reason, self.connection.tracking_uri)
             unsent = [("batch", *batch) for batch, in_journal in self._outbox if not in_journal]
             self._outbox.clear()  # the journal holds them, or memory does
             if self._open_journal(quiet=True):

@@ -271,3 +271,34 @@ def test_a_chart_of_many_points_draws_a_bounded_line_that_keeps_peaks_and_ends()
     assert kept[0][0] == 60.0 and kept[-1][0] == 410.0  # the first and the last step
     small = svg_chart("loss", {"run": ([0, 1, 2], [3.0, 2.0, 1.0])})
     assert len(re.findall(r"points='([^']+)'", small)[0].split(" ")) == 3
+
+
+def _rest_error(status: int, code: str, message: str):
+    from mlflow.exceptions import RestException
+
+    error = RestException({"error_code": code, "message": message})
+    error.response = type("Response", (), {"status_code": status})()
+    return error
+
+
+def test_a_refused_token_is_told_apart_from_a_missing_permission(monkeypatch):
+    from mlmagic.base.failures import credentials_refused, explain, whose_credentials
+
+    expired = _rest_error(403, "PERMISSION_DENIED", "Invalid access token.")
+    forbidden = _rest_error(403, "PERMISSION_DENIED", "User may not create runs.")
+    wrong = _rest_error(401, "UNAUTHENTICATED", "Credential was not sent.")
+    assert credentials_refused(expired) and credentials_refused(wrong)
+    assert not credentials_refused(forbidden) and not credentials_refused(ValueError("x"))
+    for name in ("DATABRICKS_TOKEN", "DATABRICKS_CONFIG_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("DATABRICKS_RUNTIME_VERSION", "15.4")
+    assert whose_credentials("databricks") == "the notebook's token"
+    line = str(explain(expired, "databricks"))
+    assert line.startswith("databricks refused the notebook's token (HTTP 403: Invalid access "
+                           "token; it expired or was revoked): "), line
+    assert "permission" not in line
+    monkeypatch.setenv("DATABRICKS_TOKEN", "dapi-not-shown")
+    assert whose_credentials("databricks") == "the token in DATABRICKS_TOKEN"
+    monkeypatch.delenv("DATABRICKS_RUNTIME_VERSION")
+    assert whose_credentials("http://127.0.0.1:5000") == "the credentials"
+    assert "may not" in str(explain(forbidden, "http://127.0.0.1:5000"))
