@@ -271,3 +271,57 @@ def test_a_token_refreshed_mid_cell_just_goes_on(notebook, databricks_service, t
     run = databricks_service.mlflow_get("runs/get", run_id=run_id)["run"]
     assert run["info"]["status"] == "FINISHED"
     assert {m["key"]: m["value"] for m in run["data"]["metrics"]} == {"rmse": 0.25}
+
+
+@pytest.mark.parametrize("name", ["churn", "default.churn", "main..churn"])
+def test_track_register_under_unity_catalog_checks_the_name_before_the_run_starts(
+        shell, databricks, capsys, name):
+    import mlflow
+
+    connection = shell.run_line_magic("aml_connect",
+                                      f"databricks -e /Users/{databricks.user}/uc-names")
+    assert mlflow.get_registry_uri().startswith("databricks-uc")
+    capsys.readouterr()
+    runs_before = len(mlflow.search_runs([connection.experiment_id]))
+    cell = UNSIGNED_CELL.replace("--name unsigned", f"--register {name}").replace(
+        "EXAMPLE", ", input_example=X.head(2)") + "cell_ran = True\n"
+    assert not shell.run_cell(cell).success
+    line = only_line(capsys)
+    assert "catalog.schema.model" in line and "Traceback" not in line, line
+    assert "cell_ran" not in shell.user_ns  # nothing ran, nothing was created
+    assert len(mlflow.search_runs([connection.experiment_id])) == runs_before
+    assert not databricks.unity.models
+
+
+def test_track_register_of_a_model_without_signature_under_unity_catalog_keeps_the_run(
+        shell, databricks, capsys):
+
+    shell.run_line_magic("aml_connect", f"databricks -e /Users/{databricks.user}/uc-unsigned")
+    capsys.readouterr()
+    cell = UNSIGNED_CELL.replace("--name unsigned", "--name unsigned --register "
+                                 "main.default.unsigned").replace("EXAMPLE", "")
+    assert not shell.run_cell(cell + "cell_ran = True\n").success
+    shown = capsys.readouterr()
+    errors = [line for line in (shown.out + shown.err).splitlines() if "InvalidInput" in line]
+    assert len(errors) == 1 and "Traceback" not in shown.out + shown.err, shown
+    assert "registers only models with a signature" in errors[0]
+    assert "The run unsigned is kept (FINISHED)." in errors[0]
+    assert shell.user_ns["cell_ran"] is True
+    import mlmagic
+
+    assert mlmagic.last_run().info.status == "FINISHED"  # the run is kept, finished
+    assert not databricks.unity.models  # no empty registered model left behind
+
+
+def test_under_the_workspace_registry_a_one_part_name_registers(shell, databricks, capsys,
+                                                                monkeypatch):
+    import mlflow
+
+    monkeypatch.setenv("MLFLOW_REGISTRY_URI", "databricks")  # the workspace's, not UC's
+    shell.run_line_magic("aml_connect", f"databricks -e /Users/{databricks.user}/workspace-reg")
+    assert mlflow.get_registry_uri() == "databricks"
+    cell = UNSIGNED_CELL.replace("--name unsigned", "--register churn-workspace").replace(
+        "EXAMPLE", "")  # the workspace registry takes a model without a signature
+    assert shell.run_cell(cell).success
+    assert "model churn-workspace version 1" in capsys.readouterr().out
+    assert not databricks.unity.models

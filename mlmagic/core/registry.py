@@ -298,16 +298,29 @@ def _logged_models(client, run, path: str | None) -> list:
         raise
 
 
+def checked_registry_name(name: str) -> str:
+    """``name`` as the registry in use takes it: a name MLflow accepts, and under Unity
+    Catalog (registry URI ``databricks-uc``) all three levels, catalog.schema.model. For
+    checks made before anything is created (``track(register=...)``)."""
+    name = checked_model_name(name)
+    if _unity_catalog() and (len(name.split(".")) != 3 or not all(name.split("."))):
+        raise InvalidInput(f"'{name}' is not a Unity Catalog model name: give all three "
+                           "levels, catalog.schema.model (e.g. main.default.churn).")
+    return name
+
+
+def _unity_catalog() -> bool:
+    import mlflow
+
+    return mlflow.get_registry_uri().startswith("databricks-uc")
+
+
 def _check_unity_catalog(name: str, model) -> None:
     """Unity Catalog's rules, before anything is created: a three-part name and a model
     with a signature (MLflow checks the signature only after creating the registered model)."""
-    import mlflow
-
-    if not mlflow.get_registry_uri().startswith("databricks-uc"):
+    if not _unity_catalog():
         return
-    if len(name.split(".")) != 3 or not all(name.split(".")):
-        raise InvalidInput(f"'{name}' is not a Unity Catalog model name: give all three "
-                           "levels, catalog.schema.model (e.g. main.default.churn).")
+    checked_registry_name(name)
     if model.signature is None:
         raise InvalidInput(
             "Unity Catalog registers only models with a signature, and this one has none, so "

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from mlmagic.base.checks import checked_model_name, checked_params
 from mlmagic.base.display import Card, card, format_duration, notify, silenced
-from mlmagic.base.errors import InvalidInput
+from mlmagic.base.errors import InvalidInput, NotFound
 from mlmagic.base.failures import (
     LOGGED_MODELS_ADVICE,
     explain,
@@ -42,6 +42,7 @@ from mlmagic.core.recorder import (
     start_recording,
     stop_recording,
 )
+from mlmagic.core.registry import checked_registry_name
 from mlmagic.core.session import RunListener, TrackedRun, current_session
 from mlmagic.core.sink import (
     SHORT_RETRIES,
@@ -129,6 +130,8 @@ def track(
     capture = _checked_variable_names(capture)
     register = checked_model_name(register) if register is not None else None
     connection = ensure_connected()
+    if register is not None:  # the registry's own rules (Unity Catalog's) need the connection
+        register = checked_registry_name(register)
     experiment_id = (
         experiment_id_of(experiment, create=True) if experiment else connection.experiment_id
     )
@@ -188,12 +191,18 @@ def last_registered():
 
 
 def _register_logged_model(name: str, tracked: TrackedRun):
+    """Register the model the finished run logged; a registration that cannot be made is
+    one line that says the run is kept."""
     from mlmagic.core.registry import register
 
     if tracked.run_id is None:
         raise InvalidInput(f"the run is in the offline journal, so '{name}' was not "
                            "registered. After %aml_sync: %aml_register " + name)
-    return register(name, run=tracked.run_id, path=None)
+    try:
+        return register(name, run=tracked.run_id, path=None)
+    except (InvalidInput, NotFound) as error:
+        kept = f"The run {tracked.run_name} is kept ({tracked.status})."
+        raise type(error)(f"{error} {kept}") from None
 
 
 def _close(tracked, recorder, sink, outer, status, quiet, uploads, autolog, mirror) -> None:
