@@ -283,6 +283,7 @@ def test_track_register_under_unity_catalog_checks_the_name_before_the_run_start
     assert mlflow.get_registry_uri().startswith("databricks-uc")
     capsys.readouterr()
     runs_before = len(mlflow.search_runs([connection.experiment_id]))
+    models_before = set(databricks.unity.models)  # the workspace keeps other tests' models
     cell = UNSIGNED_CELL.replace("--name unsigned", f"--register {name}").replace(
         "EXAMPLE", ", input_example=X.head(2)") + "cell_ran = True\n"
     assert not shell.run_cell(cell).success
@@ -290,7 +291,7 @@ def test_track_register_under_unity_catalog_checks_the_name_before_the_run_start
     assert "catalog.schema.model" in line and "Traceback" not in line, line
     assert "cell_ran" not in shell.user_ns  # nothing ran, nothing was created
     assert len(mlflow.search_runs([connection.experiment_id])) == runs_before
-    assert not databricks.unity.models
+    assert set(databricks.unity.models) == models_before
 
 
 def test_track_register_of_a_model_without_signature_under_unity_catalog_keeps_the_run(
@@ -298,6 +299,7 @@ def test_track_register_of_a_model_without_signature_under_unity_catalog_keeps_t
 
     shell.run_line_magic("aml_connect", f"databricks -e /Users/{databricks.user}/uc-unsigned")
     capsys.readouterr()
+    models_before = set(databricks.unity.models)
     cell = UNSIGNED_CELL.replace("--name unsigned", "--name unsigned --register "
                                  "main.default.unsigned").replace("EXAMPLE", "")
     assert not shell.run_cell(cell + "cell_ran = True\n").success
@@ -310,7 +312,7 @@ def test_track_register_of_a_model_without_signature_under_unity_catalog_keeps_t
     import mlmagic
 
     assert mlmagic.last_run().info.status == "FINISHED"  # the run is kept, finished
-    assert not databricks.unity.models  # no empty registered model left behind
+    assert set(databricks.unity.models) == models_before  # no empty registered model left
 
 
 def test_under_the_workspace_registry_a_one_part_name_registers(shell, databricks, capsys,
@@ -320,8 +322,9 @@ def test_under_the_workspace_registry_a_one_part_name_registers(shell, databrick
     monkeypatch.setenv("MLFLOW_REGISTRY_URI", "databricks")  # the workspace's, not UC's
     shell.run_line_magic("aml_connect", f"databricks -e /Users/{databricks.user}/workspace-reg")
     assert mlflow.get_registry_uri() == "databricks"
+    models_before = set(databricks.unity.models)
     cell = UNSIGNED_CELL.replace("--name unsigned", "--register churn-workspace").replace(
         "EXAMPLE", "")  # the workspace registry takes a model without a signature
     assert shell.run_cell(cell).success
     assert "model churn-workspace version 1" in capsys.readouterr().out
-    assert not databricks.unity.models
+    assert set(databricks.unity.models) == models_before  # none of it in Unity Catalog
