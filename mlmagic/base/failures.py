@@ -33,8 +33,10 @@ _ACTIONS = {
 _DISK_ERRORS = {errno.ENOSPC: "the disk is full", errno.EROFS: "it is read-only",
                 errno.EACCES: "permission denied"}
 _TRANSIENT_STATUSES = {429, 500, 502, 503, 504}
-# What Databricks answers (HTTP 403) to a token that is wrong, expired or revoked
-INVALID_TOKEN = "Invalid access token"
+# What Databricks answers (HTTP 403) to a token that is wrong, expired or revoked: "Invalid
+# access token." (databricks/databricks-sdk-go#873, #917), or "Token is expiring within 30
+# seconds. (token expired)" (databricks/databricks-vscode#583)
+REFUSED_TOKEN = ("Invalid access token", "token expired")
 _LASTING_FAILURES = ("readonly database", "read-only", "disk is full", "no space left")
 F = TypeVar("F", bound=Callable)
 
@@ -190,10 +192,13 @@ def credentials_refused(error: BaseException) -> bool:
     """Whether the store refused the credentials themselves (HTTP 401, or Databricks' 403
     "Invalid access token"), rather than a permission the credentials lack."""
     status = http_status(error)
-    if status == 401:
-        return True
-    return status == 403 and any(INVALID_TOKEN.lower() in str(item).lower()
-                                 for item in exception_chain(error))
+    return status == 401 or (status == 403 and _token_phrase(error) is not None)
+
+
+def _token_phrase(error: BaseException) -> str | None:
+    """Databricks' words for a refused token, if the error carries them."""
+    text = " ".join(str(item) for item in exception_chain(error)).lower()
+    return next((phrase for phrase in REFUSED_TOKEN if phrase.lower() in text), None)
 
 
 def whose_credentials(uri: str) -> str:
@@ -213,9 +218,10 @@ def refusal(error: BaseException, uri: str) -> str:
     """How the store at ``uri`` refused the credentials: "refused the notebook's token (HTTP
     403: Invalid access token; it expired or was revoked)"."""
     whose = whose_credentials(uri)
-    said = f": {INVALID_TOKEN}" if http_status(error) == 403 else ""
+    phrase = _token_phrase(error) if http_status(error) == 403 else None
+    said = f": {phrase}" if phrase else ""
     how = ""
-    if said:
+    if phrase == REFUSED_TOKEN[0]:  # said of a wrong token too, except the notebook's own
         how = ("; it expired or was revoked" if whose == "the notebook's token"
                else "; it is wrong, expired or revoked")
     return f"refused {whose} (HTTP {http_status(error)}{said}{how})"

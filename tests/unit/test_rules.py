@@ -287,7 +287,9 @@ def test_a_refused_token_is_told_apart_from_a_missing_permission(monkeypatch):
     expired = _rest_error(403, "PERMISSION_DENIED", "Invalid access token.")
     forbidden = _rest_error(403, "PERMISSION_DENIED", "User may not create runs.")
     wrong = _rest_error(401, "UNAUTHENTICATED", "Credential was not sent.")
+    expiring = _rest_error(403, "403", "Token is expiring within 30 seconds. (token expired)")
     assert credentials_refused(expired) and credentials_refused(wrong)
+    assert credentials_refused(expiring)
     assert not credentials_refused(forbidden) and not credentials_refused(ValueError("x"))
     for name in ("DATABRICKS_TOKEN", "DATABRICKS_CONFIG_PROFILE"):
         monkeypatch.delenv(name, raising=False)
@@ -297,6 +299,8 @@ def test_a_refused_token_is_told_apart_from_a_missing_permission(monkeypatch):
     assert line.startswith("databricks refused the notebook's token (HTTP 403: Invalid access "
                            "token; it expired or was revoked): "), line
     assert "permission" not in line
+    assert "(HTTP 403: token expired): " in str(
+        explain(expiring, "databricks"))
     monkeypatch.setenv("DATABRICKS_TOKEN", "dapi-not-shown")
     assert whose_credentials("databricks") == "the token in DATABRICKS_TOKEN"
     monkeypatch.delenv("DATABRICKS_RUNTIME_VERSION")
