@@ -98,7 +98,8 @@ def test_connect_errors_are_one_line_in_the_panel_and_change_nothing(open_panel,
     cases = [
         ({"uri": dead}, "ConnectionFailed: cannot reach the MLflow server"),
         ({"uri": dead, "workspace": "ws"},
-         "InvalidInput: give a tracking URI or an Azure ML workspace, not both."),
+         "InvalidInput: give a tracking URI or an Azure ML workspace, not both (or both with "
+         "--track both)."),
         ({"workspace": "ws"}, "InvalidInput: --subscription and --resource-group missing"),
         ({"config": "/nowhere/config.json"}, "ConfigError: "),
     ]
