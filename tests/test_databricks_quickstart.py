@@ -5,6 +5,7 @@ the linked Azure ML workspace: both emulators at once."""
 from __future__ import annotations
 
 import json
+import uuid
 from pathlib import Path
 
 import nbformat
@@ -28,7 +29,8 @@ def shown(nb) -> str:
 
 def test_the_databricks_quickstart_runs_in_a_notebook_linked_to_azure_ml(
         databricks, azure, tmp_path):
-    context = NotebookContext(databricks, tmp_path / "context").prepare()
+    path = f"/Users/{databricks.user}/quickstart-{uuid.uuid4().hex[:8]}"  # a notebook of its own
+    context = NotebookContext(databricks, tmp_path / "context", path=path).prepare()
     env = {**context.environment(), **azure.environment(), "HOME": str(tmp_path)}
     env.pop("MLFLOW_TRACKING_URI")  # nothing configured but the workspace's config.json
     work = tmp_path / "driver"
@@ -51,4 +53,7 @@ def test_the_databricks_quickstart_runs_in_a_notebook_linked_to_azure_ml(
     assert "array(" in predicted.outputs[0]["data"]["text/plain"]
     scored = pd.read_parquet(context.warehouse / "diabetes_scored")
     assert len(scored) == 111 and "prediction" in scored.columns
+    central = workspace_store(azure).get_experiment_by_name("diabetes-central")
+    (lasso,) = workspace_store(azure).search_runs([central.experiment_id])  # only in Azure ML
+    assert lasso.info.run_name == "lasso" and "rmse" in lasso.data.metrics
     assert databricks.token not in text and not any(t in text for t in azure.identity.tokens)
