@@ -24,9 +24,8 @@ from mlmagic.base.failures import explain, network_failure
 from mlmagic.base.secrets import error_line, redact_uri, split_credentials
 from mlmagic.core.interactive import interactive
 from mlmagic.core.journal import SyncReport, pending, sync_journals
-from mlmagic.core.mirror import link_synced
+from mlmagic.core.mirror import QUIET, link_synced
 from mlmagic.core.session import Connection, current_session
-from mlmagic.core.sink import SHORT_RETRIES
 
 DEFAULT_EXPERIMENT = "Default"
 URI_VARIABLE = "MLFLOW_TRACKING_URI"
@@ -309,7 +308,7 @@ def sync() -> SyncReport:
 def _sync_store(connection: Connection) -> tuple[SyncReport, dict[Path, str]]:
     """Send the journals kept for one store."""
     try:
-        with temporary_env({**SHORT_RETRIES, "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true"}):
+        with temporary_env(QUIET):
             return sync_journals(connection.tracking_uri)
     except Exception as error:
         reason = network_failure(error)

@@ -27,6 +27,7 @@ LINK_TAG = "mlmagic.link"  # the same on both runs of a pair
 LINKED_RUN_TAG = "mlmagic.linked.run_id"
 LINKED_URL_TAG = "mlmagic.linked.url"
 LINKED_EXPERIMENT_TAG = "mlmagic.linked.experiment_id"
+# Short retries, and none of MLflow's "View run" lines: mlmagic's card links to both runs.
 QUIET = {**SHORT_RETRIES, "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true"}
 
 
