@@ -243,14 +243,21 @@ def _hold(sink: RunSink, tracked: TrackedRun) -> None:
            "runs; %aml_sync tries again.")
 
 
-def _start_mirror(connection, experiment, run, sink, tags, tracked) -> Mirror:
-    """Start the run's mirror (--track both); the run gets the tags that point at it."""
+def _start_mirror(connection, experiment, run, sink, tags, tracked) -> Mirror | None:
+    """Start the run's mirror (--track both); the run gets the tags that point at it. A
+    mirror that cannot start at all (its store's failures only send it to the journal) is
+    one line, and the run goes on unmirrored: the mirror never fails the cell."""
     from mlflow.entities import RunTag
     from mlflow.tracking.context.registry import resolve_tags
 
     start_tags = run.data.tags if run else resolve_tags(tags)
-    mirror = start_mirror(connection, experiment, tracked.run_name, tracked.start_time,
-                          start_tags, sink.run_id, tracked.experiment_id)
+    try:
+        mirror = start_mirror(connection, experiment, tracked.run_name, tracked.start_time,
+                              start_tags, sink.run_id, tracked.experiment_id)
+    except Exception as error:
+        notify(f"the run {tracked.run_name} is not mirrored into "
+               f"{connection.mirror.backend.name}: {error_line(error)}")
+        return None
     pointers = linked_tags(mirror.connection, mirror.run_id, mirror.experiment_id)
     sink.write_batch([], [], [RunTag(key, value) for key, value in pointers.items()])
     return mirror
