@@ -546,7 +546,8 @@ class MlMagic(Magics):
         try:
             args = parse_argstring(magic, line)
         except UsageError as error:
-            raise UsageError(f"{error}. See {shown_name}? for the options.") from None
+            hint = _close_option(magic.parser, str(error))
+            raise UsageError(f"{error}.{hint} See {shown_name}? for the options.") from None
         except ValueError:  # shlex: an open quote
             raise InvalidInput(f"{shown_name}: a quote is not closed in: {line.strip()[:120]}"
                                ) from None
@@ -647,6 +648,23 @@ def _refuse_blank(parser, dest: str, value, shown_name: str) -> None:
     if value != action.default and any(isinstance(v, str) and not v.strip() for v in values):
         flag = max(action.option_strings, key=len) if action.option_strings else dest.upper()
         raise InvalidInput(f"{shown_name}: {flag} is empty. See {shown_name}? for the options.")
+
+
+def _close_option(parser, error: str) -> str:
+    """" Did you mean --name?" for an unrecognized option close to one the magic has (as
+    JupySQL suggests), else nothing."""
+    import difflib
+
+    if not error.startswith("unrecognized arguments:"):
+        return ""
+    options = [option for action in parser._actions for option in action.option_strings
+               if option.startswith("--")]
+    for word in error.split(":", 1)[1].split():
+        if word.startswith("--"):
+            close = difflib.get_close_matches(word.split("=", 1)[0], options, n=1)
+            if close:
+                return f" Did you mean {close[0]}?"
+    return ""
 
 
 def _unquote(value: str) -> str:

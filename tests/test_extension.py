@@ -6,6 +6,9 @@ import json
 import subprocess
 import sys
 
+import pytest
+from conftest import only_line
+
 LINE_MAGICS = {
     "aml_connect", "aml_experiment", "aml_status", "aml_runs", "aml_sync", "aml_register",
     "aml_models", "aml_deploy", "aml_endpoints", "aml_predict", "aml_undeploy", "aml_score",
@@ -129,3 +132,19 @@ def test_deploy_help_shows_every_target_and_its_options(shell, capsys):
     text = capsys.readouterr().out
     assert "{local,kubernetes,online,aci,aks}" in text
     assert "--instance-type" in text and "kubernetes, online: the VM" in text
+
+
+@pytest.mark.parametrize(("line", "expected"), [
+    ("%%track --nmae ridge\nx = 1", "Did you mean --name?"),
+    ("%aml_runs --experimnet churn", "Did you mean --experiment?"),
+    ("%aml_connect --workspce ws --subscription s -g rg", "Did you mean --workspace?"),
+])
+def test_an_option_typo_suggests_the_close_match_in_one_line(shell, capsys, line, expected):
+    assert not shell.run_cell(line).success
+    said = only_line(capsys)
+    assert said.startswith("UsageError: unrecognized arguments") and expected in said
+
+
+def test_an_option_far_from_every_other_gets_no_suggestion(shell, capsys):
+    assert not shell.run_cell("%aml_runs --colour red").success
+    assert "Did you mean" not in only_line(capsys)
