@@ -321,13 +321,13 @@ class MlMagic(Magics):
     @argument("name", help="endpoint name")
     @argument("--deployment", help="Azure ML: delete only this deployment of the endpoint")
     @line_magic
-    def aml_undeploy(self, line: str) -> None:
+    def aml_undeploy(self, line: str) -> Card:
         """Stop an endpoint: %aml_undeploy NAME; on Azure ML, delete it, or one deployment of
         it: %aml_undeploy NAME --deployment blue."""
         args = self._parse(self.aml_undeploy, line, "%aml_undeploy")
         from mlmagic import core
 
-        core.undeploy(args.name, deployment=args.deployment)
+        return core.undeploy(args.name, deployment=args.deployment)
 
     @magic_arguments()
     @line_magic

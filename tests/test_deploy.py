@@ -45,7 +45,8 @@ def test_deploy_predict_replace_undeploy(price, capsys):
     second_pid = current_session().endpoints["svc"].details["pid"]
     assert second_pid != first_pid and not process_alive(first_pid) and process_alive(second_pid)
 
-    price.run_line_magic("aml_undeploy", "svc")
+    done = repr(price.run_line_magic("aml_undeploy", "svc"))  # the action confirms itself
+    assert "endpoint svc: stopped" in done and "price version 1" in done
     assert not process_alive(second_pid)
     assert price.run_line_magic("aml_endpoints", "").empty
 

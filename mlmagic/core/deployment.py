@@ -108,9 +108,9 @@ def predict(name: str, frame) -> np.ndarray:
 
 
 @interactive
-def undeploy(name: str, deployment: str | None = None) -> None:
+def undeploy(name: str, deployment: str | None = None) -> Card:
     """Stop and forget the endpoint ``name`` (on Azure ML: delete it, or only its
-    ``deployment``)."""
+    ``deployment``); a card says what was removed."""
     endpoint = _endpoint(name)
     module = target(endpoint.target)
     if deployment is not None:
@@ -118,9 +118,13 @@ def undeploy(name: str, deployment: str | None = None) -> None:
             raise InvalidInput(f"--deployment applies to Azure ML endpoints; {name} is "
                                f"{endpoint.target}.")
         module.delete_deployment(endpoint, deployment)
-        return
+        return card(f"endpoint {name}: deployment {deployment} deleted",
+                    ("target", endpoint.target), ("endpoint", "kept, with its other deployments"))
     module.delete(endpoint)
     current_session().endpoints.pop(name, None)
+    ended = "stopped" if getattr(module, "ENDS_WITH_SESSION", False) else "deleted"
+    return card(f"endpoint {name}: {ended}", ("model", endpoint.model),
+                ("target", endpoint.target))
 
 
 def endpoint_summary(endpoint: Endpoint) -> Card:
