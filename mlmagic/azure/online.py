@@ -205,14 +205,14 @@ def registered_version(model) -> str:
     return model.version
 
 
-def checks(target: str):
-    """The ``check`` of the Azure ML target ``target``: a workspace to deploy to, and Azure's
-    rule for endpoint names."""
+def checks(target: str, name_rule=None):
+    """The ``check`` of the Azure ML target ``target``: a workspace to deploy to, and the
+    rule for its names (``name_rule``; by default Azure's for endpoint names)."""
 
     def check(name: str, connection) -> None:
         """What is checked before anything is made (or copied) for this target."""
         workspace_of(connection, target)
-        check_name(name)
+        (name_rule or check_name)(name)
 
     return check
 

@@ -15,7 +15,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mlmagic.azure import INSTALL_V1, sdk
+from mlmagic.azure import INSTALL_V1, online, sdk
 from mlmagic.azure.online import post_input_data, registered_version, workspace_of
 from mlmagic.base.checks import checked_positive
 from mlmagic.base.display import Waiting, notify
@@ -147,13 +147,7 @@ def endpoint_in(workspace, name: str) -> Endpoint | None:
 def checks(target: str):
     """The ``check`` of the legacy target ``target``: a workspace to deploy to, and SDK v1's
     rule for service names."""
-
-    def check(name: str, connection) -> None:
-        """What is checked before anything is made (or copied) for this target."""
-        workspace_of(connection, target)
-        check_name(name)
-
-    return check
+    return online.checks(target, check_name)
 
 
 def check_name(name: str) -> None:
