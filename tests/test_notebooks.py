@@ -55,6 +55,9 @@ def test_readme_main_command_runs_the_quickstart(workdir):
     assert "array(" in predicted.outputs[0]["data"]["text/plain"]
     scored = [c for c in executed.cells if c.source.startswith("scored = %aml_score")][0]
     assert "prediction" in scored.outputs[0]["data"]["text/plain"]
+    deployed = [c for c in executed.cells if c.source.startswith("%aml_deploy")][0]
+    assert [o.output_type for o in deployed.outputs] == ["display_data", "execute_result"]
+    assert deployed.outputs[0]["data"]["text/plain"].startswith("diabetes is ready after ")
     runs = {run.info.run_name: run for run in store_runs(workdir, "quickstart")}
     assert set(runs) == {"ridge", "sgd"}
     assert all(run.info.status == "FINISHED" for run in runs.values())

@@ -28,12 +28,60 @@ def notify(message: str) -> None:
 
 
 def progress(message: str, *, done: bool = False) -> None:
-    """Show a one-line progress message that the next one replaces (``done`` ends the line)."""
+    """Show a one-line progress message that the next one replaces; ``done`` ends the line
+    (with ``message`` as its last words, or as it stands when ``message`` is empty).
+
+    In a notebook the line is one display updated in place, so a saved notebook keeps only
+    its last words; in a terminal it is a line on stdout rewritten with ``\\r``."""
     receiver = _RECEIVER.get()
     if receiver is not None:
         receiver(message, done)
         return
-    print(f"\rmlmagic: {message}", end="\n" if done else "", file=sys.stderr, flush=True)
+    line = getattr(_OPEN_LINE, "line", None) or _ProgressLine()
+    _OPEN_LINE.line = None if done else line
+    if message:
+        line.show(message)
+    if done:
+        line.end()
+
+
+_OPEN_LINE = threading.local()  # the progress line this thread is rewriting, if any
+
+
+class _ProgressLine:
+    """One line of progress: a display handle in a kernel, a ``\\r`` line elsewhere."""
+
+    def __init__(self) -> None:
+        self._handle = None
+        self._shown = False
+        self._width = 0
+        if _in_kernel():
+            from IPython.display import DisplayHandle
+
+            self._handle = DisplayHandle()
+
+    def show(self, message: str) -> None:
+        """Replace what the line says."""
+        if self._handle is not None:
+            show = self._handle.update if self._shown else self._handle.display
+            show({"text/plain": message}, raw=True)
+            self._shown = True
+            return
+        text = f"mlmagic: {message}"
+        print(f"\r{text.ljust(self._width)}", end="", flush=True)
+        self._width = len(text)
+
+    def end(self) -> None:
+        """Leave the line as it stands; what comes next starts on a line of its own."""
+        if self._handle is None and self._width:
+            print(flush=True)
+
+
+def _in_kernel() -> bool:
+    """Whether this runs in a Jupyter kernel, whose front end can update a display."""
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython else None
+    return getattr(shell, "kernel", None) is not None
 
 
 class Waiting:
