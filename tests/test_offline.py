@@ -181,3 +181,16 @@ def test_the_journal_holds_no_credentials(server, shell, capsys):
     assert "hunter2" not in printed.out + printed.err
     server.start()
     shell.run_line_magic("aml_sync", "")
+
+
+def test_syncing_several_runs_shows_one_progress_line(online, server, shell, capsys):
+    server.stop()
+    for n in range(3):
+        shell.run_cell(f"%%track --name cell{n}\nimport mlflow\nmlflow.log_metric('loss', {n})")
+    server.start()
+    capsys.readouterr()
+    assert shell.run_line_magic("aml_sync", "").runs == 3
+    printed = capsys.readouterr()
+    assert printed.err == ""
+    assert printed.out.count("\n") == 1 and "sending run 3 of 3" in printed.out
+    assert printed.out.split("\r")[-1].startswith("mlmagic: sent 3 runs after ")

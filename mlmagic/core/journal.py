@@ -22,12 +22,13 @@ import json
 import os
 import socket
 import threading
+import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
 from mlmagic.base.config import mlmagic_home
-from mlmagic.base.display import notify
+from mlmagic.base.display import notify, progress
 from mlmagic.base.secrets import redact_uri
 from mlmagic.core.leases import holder_alive, session_id, write_json
 
@@ -197,13 +198,18 @@ def sync_journals(tracking_uri: str) -> tuple[SyncReport, dict[Path, str]]:
 
     client = MlflowClient(tracking_uri)
     run_ids, points, waiting, killed = {}, 0, 0, []
-    for path in pending(tracking_uri):
+    paths, started = pending(tracking_uri), time.monotonic()
+    for number, path in enumerate(paths, 1):
+        if len(paths) > 1:
+            progress(f"sending run {number} of {len(paths)} to {redact_uri(tracking_uri)}")
         outcome = replay(path, client)
         if outcome is None:
             waiting += 1
         elif outcome.run_id:
             run_ids[path], points = outcome.run_id, points + outcome.points
             killed += [outcome.name] if outcome.killed else []
+    if len(paths) > 1:
+        progress(f"sent {len(run_ids)} runs after {time.monotonic() - started:.0f} s", done=True)
     return SyncReport(len(run_ids), points, waiting, killed=tuple(killed)), run_ids
 
 
