@@ -500,14 +500,10 @@ class MlMagic(Magics):
         --region R."""
         args = self._parse(self.aml_init_script, line, "%aml_init_script")
         from mlmagic import core
-        from mlmagic.base.display import notify
 
-        path = core.init_script(args.output, workspace=args.workspace,
+        return core.init_script(args.output, workspace=args.workspace,
                                 subscription=args.subscription,
                                 resource_group=args.resource_group, region=args.region)
-        notify(f"wrote {path}; upload it as the cluster's init script (Compute > cluster > "
-               "Advanced options > Init scripts).")
-        return path
 
     def _variable(self, name: str):
         if not name.isidentifier():

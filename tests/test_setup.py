@@ -137,7 +137,9 @@ def exported_uri(root) -> str:
 
 def test_init_script_drops_the_config_and_exports_the_tracking_uri(shell, workdir, tmp_path):
     script = shell.run_line_magic("aml_init_script", NAMES + " --region westeurope -o init.sh")
-    assert script == workdir / "init.sh" and os.access(script, os.X_OK)
+    assert script.path == workdir / "init.sh" and os.access(script, os.X_OK)
+    assert repr(script).splitlines()[0] == f"init script written: {workdir / 'init.sh'}"
+    assert "Init scripts" in repr(script) and "ws-churn" in script._repr_html_()
     root = tmp_path / "cluster"
     run_script(script, root)
     run_script(script, root)  # a cluster restart runs it again
@@ -161,7 +163,8 @@ def test_init_script_for_the_connected_workspace_holds_no_secret(shell, azure, w
 
     shell.run_line_magic("aml_connect", WORKSPACE_FLAGS)
     script = shell.run_line_magic("aml_init_script", "")
-    text = script.read_text()
+    text = script.path.read_text()
+    assert not any(token in repr(script) + script._repr_html_() for token in azure.identity.tokens)
     assert "ws-churn" in text and "westeurope" in text
     tokens = azure.identity.tokens
     assert tokens and not any(token in text for token in tokens)

@@ -7,9 +7,11 @@ from __future__ import annotations
 import json
 import re
 import shlex
+from dataclasses import dataclass
 from pathlib import Path
 
 from mlmagic.azure.workspace import CONFIG_KEYS, WorkspaceRef, tracking_uri_of
+from mlmagic.base.display import Card, ShownAsCard, card
 from mlmagic.base.errors import InvalidInput
 
 INIT_ROOT_VARIABLE = "MLMAGIC_INIT_ROOT"
@@ -18,7 +20,8 @@ SPARK_ENV = "/databricks/spark/conf/spark-env.sh"  # the cluster's environment v
 
 
 def write_init_script(path: str | Path, *, workspace: str | None, subscription: str | None,
-                      resource_group: str | None, region: str | None, connected: dict) -> Path:
+                      resource_group: str | None, region: str | None,
+                      connected: dict) -> InitScript:
     """Write the init script for the workspace named (names left out come from
     ``connected``, the keys of the workspace in use, with its region); see
     :func:`mlmagic.core.setup.init_script`."""
@@ -43,10 +46,31 @@ def write_init_script(path: str | Path, *, workspace: str | None, subscription: 
     if target.is_dir() or not target.parent.is_dir():
         raise InvalidInput(f"{target} is a folder or in a folder that does not exist; give "
                            "the script's file path, e.g. mlmagic-init.sh.")
-    script = _script_text(json.dumps(ref.config(), indent=2), tracking_uri_of(ref, region.strip()))
-    target.write_text(script, encoding="utf-8")
+    uri = tracking_uri_of(ref, region.strip())
+    target.write_text(_script_text(json.dumps(ref.config(), indent=2), uri), encoding="utf-8")
     target.chmod(0o755)
-    return target
+    return InitScript(target, ref.name, uri)
+
+
+@dataclass(frozen=True, repr=False)
+class InitScript(ShownAsCard):
+    """An init script written: its path (``os.fspath`` gives it), the workspace it points
+    the cluster at, and the tracking URI it exports."""
+
+    path: Path
+    workspace: str
+    tracking_uri: str
+
+    def __fspath__(self) -> str:
+        return str(self.path)
+
+    __str__ = __fspath__
+
+    def _card(self) -> Card:
+        return card(f"init script written: {self.path}", ("workspace", self.workspace),
+                    ("exports", f"MLFLOW_TRACKING_URI={self.tracking_uri}"),
+                    ("next", "upload it as the cluster's init script (Compute > cluster > "
+                             "Advanced options > Init scripts), then restart the cluster"))
 
 
 

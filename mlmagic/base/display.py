@@ -207,6 +207,20 @@ class Card:
         return "\n".join(lines)
 
 
+class ShownAsCard:
+    """A result that shows as the card its ``_card()`` builds, in a notebook and as text
+    (a dataclass using it needs ``repr=False``)."""
+
+    def _card(self) -> Card:
+        raise NotImplementedError
+
+    def _repr_html_(self) -> str:
+        return self._card()._repr_html_()
+
+    def __repr__(self) -> str:
+        return repr(self._card())
+
+
 def card(title: str, *rows: tuple[str, object]) -> Card:
     """Build a card, leaving out the rows whose value is None or empty."""
     kept = tuple((label, str(value)) for label, value in rows if value not in (None, ""))

@@ -5,6 +5,10 @@ init script that points a cluster's MLflow at an Azure ML workspace."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from mlmagic.azure.init_script import InitScript
 
 BEGIN = "# >>> mlmagic autoload >>>"
 END = "# <<< mlmagic autoload <<<"
@@ -97,12 +101,13 @@ def init_script(
     subscription: str | None = None,
     resource_group: str | None = None,
     region: str | None = None,
-) -> Path:
+) -> InitScript:
     """Write an Azure Databricks cluster init script (bash) that drops the workspace's
     ``config.json`` into the notebooks' working directory and exports ``MLFLOW_TRACKING_URI``
     (the workspace's ``azureml://`` URI) for the cluster. Names left out come from the Azure
     ML workspace in use. No secret goes into the script: the cluster signs in with its own
-    identity. ``MLMAGIC_INIT_ROOT`` moves every target path under a root (for testing)."""
+    identity. ``MLMAGIC_INIT_ROOT`` moves every target path under a root (for testing).
+    Returns what was written, shown as a card; ``os.fspath()`` of it is the script's path."""
     from mlmagic.azure.init_script import write_init_script
 
     return write_init_script(path, workspace=workspace, subscription=subscription,
