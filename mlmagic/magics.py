@@ -540,7 +540,7 @@ class MlMagic(Magics):
         if hasattr(magic, "complete_parser"):
             magic.complete_parser()
         try:
-            args = parse_argstring(magic, line)
+            args = parse_argstring(magic, _without_comment(line))
         except UsageError as error:
             hint = _close_option(magic.parser, str(error))
             raise UsageError(f"{error}.{hint} See {shown_name}? for the options.") from None
@@ -644,6 +644,21 @@ def _refuse_blank(parser, dest: str, value, shown_name: str) -> None:
     if value != action.default and any(isinstance(v, str) and not v.strip() for v in values):
         flag = max(action.option_strings, key=len) if action.option_strings else dest.upper()
         raise InvalidInput(f"{shown_name}: {flag} is empty. See {shown_name}? for the options.")
+
+
+def _without_comment(line: str) -> str:
+    """The line up to a ``#`` that begins a word outside quotes, as a shell reads it: a
+    comment after a magic's arguments (``%aml_sync  # send the journal``) is no argument,
+    while ``'team #1'`` and ``a#b`` keep theirs."""
+    quote = None
+    for index, char in enumerate(line):
+        if quote:
+            quote = None if char == quote else quote
+        elif char in "'\"":
+            quote = char
+        elif char == "#" and (index == 0 or line[index - 1].isspace()):
+            return line[:index].rstrip()
+    return line
 
 
 def _close_option(parser, error: str) -> str:

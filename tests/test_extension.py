@@ -9,6 +9,8 @@ import sys
 import pytest
 from conftest import only_line
 
+import mlmagic
+
 LINE_MAGICS = {
     "aml_connect", "aml_experiment", "aml_status", "aml_runs", "aml_sync", "aml_register",
     "aml_models", "aml_deploy", "aml_endpoints", "aml_predict", "aml_undeploy", "aml_score",
@@ -148,3 +150,15 @@ def test_an_option_typo_suggests_the_close_match_in_one_line(shell, capsys, line
 def test_an_option_far_from_every_other_gets_no_suggestion(shell, capsys):
     assert not shell.run_cell("%aml_runs --colour red").success
     assert "Did you mean" not in only_line(capsys)
+
+
+def test_a_comment_after_a_magic_line_is_a_comment_as_in_python(shell):
+    connection = shell.run_line_magic("aml_experiment", "pricing   # switch experiment (new)")
+    assert connection.experiment_name == "pricing"
+    assert shell.run_line_magic("aml_connect", "-e churn  # the embedded store"
+                                ).experiment_name == "churn"
+    assert shell.run_cell("%%track --name c1   # one run\nx = 1").success
+    assert mlmagic.last_run().info.run_name == "c1"
+    # a '#' inside quotes or inside a word is the value's own
+    assert shell.run_line_magic("aml_experiment", "'team #1'").experiment_name == "team #1"
+    assert shell.run_line_magic("aml_experiment", "a#b").experiment_name == "a#b"
