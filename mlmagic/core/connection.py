@@ -203,8 +203,9 @@ def _checked_uri(uri: str) -> str:
     if scheme == "sqlite":
         path = Path(unquote(parts.path))
         if not parts.path.strip("/") or not path.parent.is_dir():
-            raise InvalidInput(f"'{uri}' names no SQLite file in an existing folder. Example: "
-                               "sqlite:///runs/mlflow.db (three slashes, then the path).")
+            raise InvalidInput(f"'{uri}' names no SQLite file in an existing folder (the "
+                               "folder is not created for you). Example: sqlite:///team.db "
+                               "(three slashes, then the path).")
     if not scheme and not _named_by_a_backend(uri) and not Path(uri).expanduser().is_dir():
         raise InvalidInput(f"'{uri}' is neither a tracking URI nor an existing folder. Use "
                            "http(s)://host:port, sqlite:///path/to/mlflow.db, databricks, or "
