@@ -16,13 +16,13 @@ from mlmagic.base.checks import (
     checked_params,
     checked_version,
 )
-from mlmagic.base.display import Card, card
+from mlmagic.base.display import Card, card, silenced
 from mlmagic.base.env import temporary_env
 from mlmagic.base.errors import InvalidInput, NotFound
 from mlmagic.base.failures import explain, logged_models_missing
 from mlmagic.base.secrets import error_line
 from mlmagic.core.connection import ensure_connected
-from mlmagic.core.copying import Copied, azureml_target, copy_version
+from mlmagic.core.copying import REGISTRY_LOGGERS, Copied, azureml_target, copy_version
 from mlmagic.core.interactive import interactive
 from mlmagic.core.search import run_artifact_paths, stored_run
 from mlmagic.core.session import current_session, last_run_id
@@ -354,13 +354,14 @@ def _register_or_undo(client, name: str, source: str, tags: dict, run_id: str | 
 
     before = _version_numbers(client, name)
     try:
-        if run_id is not None:
+        # MLflow says "Waiting up to 300 seconds…" and "Created version…"; the caller shows a
+        # summary instead
+        with silenced(REGISTRY_LOGGERS), contextlib.redirect_stderr(io.StringIO()):
+            if run_id is None:
+                return mlflow.register_model(source, name, tags=tags or None)
             if before is None:
                 client.create_registered_model(name)
             return client.create_model_version(name, source, run_id=run_id, tags=tags or None)
-        # MLflow prints its own "Created version" lines; the caller shows a summary instead
-        with contextlib.redirect_stderr(io.StringIO()):
-            return mlflow.register_model(source, name, tags=tags or None)
     except Exception as error:
         _undo_registration(client, name, before)
         if explain(error, client.tracking_uri) is not None:
