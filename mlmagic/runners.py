@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from mlmagic.base.config import mlmagic_home
-from mlmagic.base.display import Card, card, format_duration
+from mlmagic.base.display import Card, ShownAsCard, card, format_duration
 
 STDERR_ARTIFACT = "stderr.txt"
 
@@ -28,8 +28,8 @@ class JobRunner(Protocol):
         """Start the script; the Job."""
 
 
-@dataclass
-class Job:
+@dataclass(repr=False)
+class Job(ShownAsCard):
     """A submitted script: where it runs, its run, its state and its log."""
 
     name: str
@@ -73,12 +73,6 @@ class Job:
             ("log", str(self.log_path)),
             ("log tail", self.tail(5)),
         )
-
-    def _repr_html_(self) -> str:
-        return self._card()._repr_html_()
-
-    def __repr__(self) -> str:
-        return repr(self._card())
 
 
 def log_folder() -> Path:

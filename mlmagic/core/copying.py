@@ -20,7 +20,7 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from mlmagic.base.display import Card, card, silenced
+from mlmagic.base.display import Card, ShownAsCard, card, silenced
 from mlmagic.base.env import temporary_env
 from mlmagic.base.errors import InvalidInput, MlmagicError
 from mlmagic.base.failures import explain
@@ -71,8 +71,8 @@ class Source:
         return f"{self.name} version {self.version}"
 
 
-@dataclass(frozen=True)
-class Copied:
+@dataclass(frozen=True, repr=False)
+class Copied(ShownAsCard):
     """A version in the Azure ML workspace's registry that is the copy of ``source``: its
     name, version, where its files are (``uri``) and its page in the studio."""
 
@@ -96,12 +96,6 @@ class Copied:
                     ("copy", self.line()), ("studio", self.link),
                     ("source", self.source.page or self.source.workspace),
                     ("source run", self.source.run_id))
-
-    def _repr_html_(self) -> str:
-        return self._card()._repr_html_()
-
-    def __repr__(self) -> str:
-        return repr(self._card())
 
 
 def azureml_target(connection: Connection) -> Connection:

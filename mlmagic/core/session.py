@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from mlmagic.backends import Backend
 from mlmagic.base.config import DEFAULT_TIMEOUT
-from mlmagic.base.display import card
+from mlmagic.base.display import ShownAsCard, card
 from mlmagic.base.errors import InvalidInput
 from mlmagic.base.secrets import redact_uri
 
@@ -29,8 +29,8 @@ if TYPE_CHECKING:
     from mlmagic.runners import Job
 
 
-@dataclass(frozen=True)
-class Connection:
+@dataclass(frozen=True, repr=False)
+class Connection(ShownAsCard):
     """Where tracking goes: the backend, the experiment, and where that choice came from."""
 
     backend: Backend
@@ -103,12 +103,6 @@ class Connection:
         if mirror.experiment_name != self.experiment_name:
             line += f", the name it takes for '{self.experiment_name}'"
         return line
-
-    def _repr_html_(self) -> str:
-        return self._card()._repr_html_()
-
-    def __repr__(self) -> str:
-        return repr(self._card())
 
 
 @dataclass
