@@ -141,15 +141,15 @@ def measure(rounds: int = ROUNDS) -> dict:
             "cell_s": whole[name],
             "cell_s_for_10000_steps": whole[name] * STEPS / steps,
         }
-    return {**figures, **_ratios(figures), "versions": _versions()}
+    return {**figures, **_ratios(figures), "versions": _versions(names)}
 
 
-def _versions() -> dict[str, str]:
+def _versions(names: list[str]) -> dict[str, str]:
     """The versions of the peers measured."""
     from importlib.metadata import PackageNotFoundError, version
 
     found = {}
-    for name in ("mlflow", "wandb"):
+    for name in ("mlflow", "wandb") if "wandb" in names else ("mlflow",):
         with contextlib.suppress(PackageNotFoundError):
             found[name] = version(name)
     return found
