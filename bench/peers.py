@@ -28,8 +28,9 @@ import contextlib
 import json
 import os
 import statistics
+import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from _common import alternate, run_quietly, tracked_shell
@@ -92,6 +93,19 @@ def _offline_wandb(folder: Path) -> bool:
     return True
 
 
+@contextlib.contextmanager
+def _restored(environ: dict[str, str]) -> Iterator[None]:
+    """Put back the environment, and stop W&B's service if it was started, at the end."""
+    try:
+        yield
+    finally:
+        teardown = getattr(sys.modules.get("wandb"), "teardown", None)
+        if teardown is not None:
+            teardown()
+        os.environ.clear()
+        os.environ.update(environ)
+
+
 def _stored_steps(shell, name: str) -> int:
     """How many points the cell just run left where its logger keeps them."""
     if name == "wandb":
@@ -121,7 +135,8 @@ def _candidate(shell, name: str, loops: dict[str, list[float]]) -> Callable[[], 
 def measure(rounds: int = ROUNDS) -> dict:
     """Per-step in-loop microseconds and whole-cell seconds (for STEPS steps) of each way."""
     shell = tracked_shell()
-    with tempfile.TemporaryDirectory() as folder:
+    environ = dict(os.environ)
+    with tempfile.TemporaryDirectory() as folder, _restored(environ):
         names = [n for n in CELLS if n != "wandb" or _offline_wandb(Path(folder))]
         run_quietly(shell, f"%aml_connect sqlite:///{folder}/bench.db --experiment bench-peers")
         loops: dict[str, list[float]] = {name: [] for name in names}
