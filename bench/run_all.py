@@ -25,6 +25,7 @@ import load_ext
 import metric_logging
 import models
 import panel
+import peers
 
 RESULTS = Path(__file__).with_name("results.json")
 
@@ -54,6 +55,7 @@ BENCHMARKS = {
     "databricks_workspace": databricks_workspace,
     "linked_workspaces": linked_workspaces,
     "panel": panel,
+    "peers": peers,
     "faults": faults,
 }
 

@@ -24,6 +24,7 @@ from mlmagic.deploy import targets
 
 SUBSCRIPTION = "6d1c3a52-0000-4b1e-9c1f-2f6f1a7e0001"
 TRAIN_CELL = PRICE_CELL.replace(" --register price", "")
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 
 
 @pytest.fixture
@@ -56,6 +57,17 @@ def header(panel, title: str):
 def shown_names(panel) -> list[str]:
     return [re.sub("<[^>]+>", "", row.cells[1].value) for row in panel.runs.rows
             if row.run_id is not None]
+
+
+def displayed(panel) -> dict:
+    """What displaying the panel outside a kernel shows: its one output's bundle."""
+    from IPython.display import display
+    from IPython.utils.capture import capture_output
+
+    with capture_output() as captured:
+        display(panel)
+    (output,) = captured.outputs
+    return output.data
 
 
 def row_of(panel, name: str):
@@ -360,8 +372,8 @@ def test_where_widgets_cannot_render_the_panel_is_a_summary_with_links(
     shell.run_line_magic("aml_connect", f"{mlflow_server} -e summary")
     _track_three_runs(shell)
     panel = open_panel()
-    bundle = shell.display_formatter.format(panel)[0]
-    assert "application/vnd.jupyter.widget-view+json" in bundle
+    bundle = displayed(panel)
+    assert WIDGET_VIEW in bundle
     run_id = current_session().last_tracked.run_id
     experiment_id = current_session().connection.experiment_id
     link = f"{mlflow_server}/#/experiments/{experiment_id}/runs/{run_id}"
@@ -428,7 +440,7 @@ def test_a_panel_over_many_big_runs_stays_under_databricks_output_limits(open_pa
     assert panel.wait(120)
     panel.models.model.value = model
     assert panel.wait(60)
-    bundle = shell.display_formatter.format(panel)[0]
+    bundle = displayed(panel)
     created = [_instances[key] for key in set(_instances) - before]
     sizes = {"text": len(bundle["text/plain"]), "html": len(bundle["text/html"]),
              "widgets": _widget_state_size(created)}
@@ -469,12 +481,43 @@ def test_the_panel_tour_notebook_runs_in_a_real_kernel(workdir):
     NotebookClient(nb, timeout=300, resources={"metadata": {"path": str(workdir)}}).execute()
     outputs = {cell.source.splitlines()[0]: cell.get("outputs", []) for cell in nb.cells
                if cell.cell_type == "code"}
-    (shown,) = outputs["panel = mlmagic.panel()  # the same as %aml_panel, kept in a variable"]
-    assert "application/vnd.jupyter.widget-view+json" in shown["data"]
-    assert "mlmagic panel (a summary" in shown["data"]["text/html"]
-    assert "ridge-light" in shown["data"]["text/plain"]
+    summary, view = outputs["panel = mlmagic.panel()  # the same as %aml_panel, kept in a variable"]
+    assert WIDGET_VIEW in view["data"] and "a live widget" in view["data"]["text/plain"]
+    assert "mlmagic panel (a summary" in summary["data"]["text/html"]
+    assert "ridge-light" in summary["data"]["text/plain"]
     printed = "".join(o.get("text", "") for o in outputs["panel.wait()"])
     assert printed.strip() == "runs 1–3 of 3 | registered tour-model version 1"
     client = MlflowClient(f"sqlite:///{workdir / 'mlflow.db'}")
     (version,) = client.search_model_versions("name = 'tour-model'")
     assert client.get_run(version.run_id).info.run_name == "ridge-none"
+
+
+STATIC_CELLS = ["%load_ext mlmagic\n%aml_connect -e static",
+                "%%track --name static-ridge\nimport mlflow\nmlflow.log_metric('rmse', 0.25)",
+                "%aml_panel"]
+
+
+def _static_html(nb) -> str:
+    """The panel cell as `jupyter nbconvert --to html` shows it with JavaScript off: the
+    page's scripts (the widget manager, the widget views and state) removed."""
+    from nbconvert import HTMLExporter
+
+    only_panel = nbformat.v4.new_notebook(metadata=nb.metadata, cells=[nb.cells[-1]])
+    page, _ = HTMLExporter().from_notebook_node(only_panel)
+    return re.sub(r"<script\b.*?</script>", "", page, flags=re.S)
+
+
+def test_a_saved_notebook_shows_the_panel_s_summary_where_widgets_cannot_render(workdir):
+    from nbclient import NotebookClient
+
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in STATIC_CELLS])
+    NotebookClient(nb, timeout=300, resources={"metadata": {"path": str(workdir)}}).execute()
+    outputs = nb.cells[-1].outputs
+    assert [o for o in outputs if WIDGET_VIEW in o.get("data", {})], outputs  # the live panel
+    summaries = [o["data"]["text/html"] for o in outputs if "text/html" in o.get("data", {})]
+    assert len(summaries) == 1 and "static-ridge" in summaries[0], outputs
+    with_state = _static_html(nb)  # as nbclient saves it: the widgets' state in the metadata
+    del nb.metadata["widgets"]  # as JupyterLab saves it by default
+    for page in (with_state, _static_html(nb)):
+        assert "static-ridge" in page and "rmse=0.25" in page
+        assert "mlmagic panel (a summary" in page

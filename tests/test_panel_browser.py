@@ -102,6 +102,10 @@ def test_the_panel_renders_and_is_driven_in_jupyterlab(tmp_path):
             page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
             panel = page.locator(".mlmagic-panel")
             expect(panel).to_be_visible(timeout=60_000)  # a kernel starting on a busy machine
+            # the summary kept in the notebook for static viewers is hidden where it renders
+            summary = page.locator(".jp-OutputArea-child:has(.mlmagic-panel-summary)")
+            expect(summary).to_have_count(1)
+            expect(summary).to_be_hidden()
             # opened on the embedded store's Default experiment: no runs there
             expect(panel.get_by_text("runs 0–0 of 0")).to_be_visible()
 

@@ -61,7 +61,12 @@ def summary_html(panel: Panel, note: str = NOTE) -> str:
     for part, rows in summary_rows(panel).items():
         parts.append(f"<p><b>{part}</b></p>")
         parts.append(html_table(HEADERS[part], rows) if rows else "<p>none</p>")
-    return "<div class='mlmagic-panel-summary'>" + "".join(parts) + "</div>"
+    return f"<div class='mlmagic-panel-summary {summary_class(panel)}'>{''.join(parts)}</div>"
+
+
+def summary_class(panel: Panel) -> str:
+    """The CSS class of this panel's summary (the live widget hides it)."""
+    return f"mlmagic-summary-{panel.model_id}"
 
 
 def _cut(text: str) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping, MutableMapping
 
 import ipywidgets as widgets
@@ -13,7 +14,7 @@ from mlmagic.panel.deploy import DeploySection
 from mlmagic.panel.models import ModelsSection
 from mlmagic.panel.parts import button
 from mlmagic.panel.runs import RunsSection
-from mlmagic.panel.summary import summary_html, summary_text
+from mlmagic.panel.summary import summary_class, summary_html, summary_text
 from mlmagic.panel.worker import Worker
 
 TABS = ("Connection", "Runs", "Models", "Deploy")
@@ -23,6 +24,9 @@ LOAD_WAIT = 10.0  # seconds a display waits for the first load, for the text/HTM
 WIDGETS_FROM_RUNTIME = 13
 OLD_RUNTIME_NOTE = ("mlmagic panel (a summary: widgets need Databricks Runtime "
                     f"{WIDGETS_FROM_RUNTIME} or later)")
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+LIVE_NOTE = ("mlmagic panel: a live widget, where widgets render (JupyterLab, Notebook, "
+             "VS Code); the summary above is what the others show")
 
 
 class Panel(widgets.VBox):
@@ -49,7 +53,8 @@ class Panel(widgets.VBox):
         self.tabs.selected_index = 1
         self.children = [
             widgets.HBox([widgets.HTML("<b>mlmagic</b>"), self.refresh_button,
-                          self.worker.status], layout=widgets.Layout(align_items="center")),
+                          self.worker.status, self._summary_hider()],
+                         layout=widgets.Layout(align_items="center")),
             self.tabs,
         ]
         self.add_class("mlmagic-panel")
@@ -92,6 +97,28 @@ class Panel(widgets.VBox):
         bundle["text/html"] = summary_html(self)
         return bundle
 
+    def _ipython_display_(self) -> None:
+        # nbconvert's HTML (so nbviewer) shows an output's widget view whenever it has one,
+        # an empty box without the widgets' JavaScript. So in a Jupyter kernel the summary is
+        # an output of its own, which the live widget's style hides where the widget renders.
+        from IPython.display import display
+
+        bundle = self._repr_mimebundle_()
+        if not _summary_apart(self.shell) or WIDGET_VIEW not in bundle:
+            display(bundle, raw=True)
+            return
+        display({"text/html": bundle["text/html"], "text/plain": bundle["text/plain"]},
+                raw=True)
+        display({WIDGET_VIEW: bundle[WIDGET_VIEW], "text/plain": LIVE_NOTE}, raw=True)
+
+    def _summary_hider(self) -> widgets.HTML:
+        """An invisible part of the widget whose style hides this panel's summary output:
+        it is in the page only where the widget renders."""
+        summary = f".{summary_class(self)}"
+        style = (f"<style>{summary} {{display: none}} .jp-OutputArea-child:has({summary}),"
+                 f" .output_area:has({summary}) {{display: none}}</style>")
+        return widgets.HTML(style, layout=widgets.Layout(display="none"))
+
     def _load_all(self) -> None:
         self.connection.load()
         self.runs.load()
@@ -132,6 +159,14 @@ def show_panel(namespace: Mapping[str, object]) -> Panel | None:
     finally:
         shown.close()
     return None
+
+
+def _summary_apart(shell) -> bool:
+    """Whether the summary is shown as an output of its own, next to the widget: in a
+    Jupyter kernel, except where each output is its own page (Colab) or in Databricks,
+    where the widget's style could not hide it."""
+    in_kernel = getattr(shell, "kernel", None) is not None
+    return in_kernel and databricks_runtime() is None and "google.colab" not in sys.modules
 
 
 def _shell():
