@@ -4,11 +4,13 @@ a table if asked (the session and tables are :mod:`mlmagic.core.spark`'s)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from mlmagic.base.env import temporary_env
 from mlmagic.base.errors import InvalidInput
 from mlmagic.base.failures import refusal_reason
+from mlmagic.base.library_log import library_output
 from mlmagic.core.connection import ensure_connected
 from mlmagic.core.interactive import interactive
 from mlmagic.core.registry import ModelRef, resolve_model
@@ -47,14 +49,14 @@ def score(
     """
     from mlflow.exceptions import MlflowException
 
-    ensure_connected()
+    uri = ensure_connected().tracking_uri
     _check_sources(data, table, output_table, mode)
     ref = resolve_model(model)
     try:
         if table is not None or spark or where or output_table or _is_spark(data):
             return _score_on_spark(ref, data, table, where, output_table, mode,
-                                   result_type, column)
-        return _score_here(ref.uri, data, column)
+                                   result_type, column, uri)
+        return _score_here(ref.uri, data, column, uri)
     except MlflowException as error:
         raise InvalidInput(
             f"the model could not score this input: {refusal_reason(error.message)}"
@@ -72,26 +74,29 @@ def _check_sources(data, table: str | None, output_table: str | None, mode: str 
                            "give --output-table NAME too.")
 
 
-def _score_here(uri: str, data, column: str):
+def _score_here(uri: str, data, column: str, tracking_uri: str):
     import mlflow
     import pandas as pd
 
     if not isinstance(data, pd.DataFrame):
         raise InvalidInput(f"expected a pandas or Spark DataFrame, got a {type(data).__name__}.")
-    model = mlflow.pyfunc.load_model(uri)
-    scored = data.copy()
-    scored[column] = list(model.predict(data)) if len(data) else []
+    with library_output("scoring", tracking_uri):
+        model = mlflow.pyfunc.load_model(uri)
+        scored = data.copy()
+        scored[column] = list(model.predict(data)) if len(data) else []
     return scored
 
 
 def _score_on_spark(ref: ModelRef, data, table: str | None, where: str | None,
-                    output_table: str | None, mode: str | None, result_type: str, column: str):
+                    output_table: str | None, mode: str | None, result_type: str, column: str,
+                    tracking_uri: str):
     import mlflow
     from pyspark.sql.functions import struct
 
     session = spark_session()
     _check_cluster(session)
-    with quiet_spark(), temporary_env({"MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}):
+    with quiet_spark(), temporary_env({"MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}), \
+            library_output("scoring", tracking_uri) as library:
         frame = _input_frame(session, data, table, where)
         existed = output_table is not None and checked_output(session, output_table, table,
                                                               mode)
@@ -101,7 +106,8 @@ def _score_on_spark(ref: ModelRef, data, table: str | None, where: str | None,
         scored = frame.withColumn(column, udf(struct(*frame.columns)))
         if output_table is None:
             return scored
-        return _written(scored, output_table, mode, existed, str(ref))
+        written = _written(scored, output_table, mode, existed, str(ref))
+    return replace(written, library_output=library.shown)
 
 
 def _check_cluster(session) -> None:

@@ -15,6 +15,7 @@ from typing import Any
 
 from mlmagic.base.display import card, quiet_loggers
 from mlmagic.base.errors import InvalidInput, MissingExtra, MlmagicError, NotFound
+from mlmagic.base.library_log import library_output
 
 WRITE_MODES = ("append", "overwrite")
 # pyspark 4 logs every analysis error it raises to stderr, as JSON with the JVM's stack
@@ -51,15 +52,19 @@ def _namespace_spark():
 
 
 def _local_session(builder_owner):
+    """A local session, started by mlmagic: its JVM writes to the library log, not the
+    notebook, for as long as it lives, and shows no console progress bar."""
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     try:
-        return (
-            builder_owner.builder.master("local[*]").appName("mlmagic")
-            .config("spark.driver.host", "127.0.0.1")
-            .config("spark.driver.bindAddress", "127.0.0.1")
-            .config("spark.ui.enabled", "false")
-            .getOrCreate()
-        )
+        with library_output("starting a local Spark session", child_processes=True):
+            return (
+                builder_owner.builder.master("local[*]").appName("mlmagic")
+                .config("spark.driver.host", "127.0.0.1")
+                .config("spark.driver.bindAddress", "127.0.0.1")
+                .config("spark.ui.enabled", "false")
+                .config("spark.ui.showConsoleProgress", "false")
+                .getOrCreate()
+            )
     except Exception as error:
         raise MlmagicError(
             f"could not start a local Spark session ({type(error).__name__}). Spark needs "
@@ -127,12 +132,14 @@ class WrittenTable:
     rows: int
     model: str
     mode: str
+    library_output: str | None = None  # the library log, if the scoring wrote to it
 
     def _card(self):
         noun = "row" if self.rows == 1 else "rows"
         return card(f"wrote {self.rows} scored {noun} to table {self.table}",
                     ("table", self.table), ("rows written", self.rows),
-                    ("how", self.mode), ("model", self.model))
+                    ("how", self.mode), ("model", self.model),
+                    ("library output", self.library_output))
 
     def _repr_html_(self) -> str:
         return self._card()._repr_html_()
