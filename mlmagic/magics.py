@@ -370,7 +370,7 @@ class MlMagic(Magics):
             namespace=self.shell.user_ns,
             autolog=args.autolog,
             nested=args.nested,
-            quiet=self.show_summary,
+            quiet=True,  # the summary card, or silence, instead of MLflow's links
             register=args.register,
         )
         code, last_expression = self._compile(cell)

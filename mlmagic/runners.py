@@ -15,8 +15,12 @@ from typing import Any, Protocol
 
 from mlmagic.base.config import mlmagic_home
 from mlmagic.base.display import Card, ShownAsCard, card, format_duration
+from mlmagic.base.library_log import NO_RUN_LINKS
 
 STDERR_ARTIFACT = "stderr.txt"
+# A submitted script's environment wherever it runs: unbuffered output, and none of MLflow's
+# "View run" links in it (the job's card links the run).
+SCRIPT_ENVIRONMENT = {"PYTHONUNBUFFERED": "1", **NO_RUN_LINKS}
 
 
 class JobRunner(Protocol):
@@ -47,6 +51,7 @@ class Job(ShownAsCard):
     refresh: Any = None  # refresh(echo=, wait=): update status and log, or wait for the end
     stderr_tail: str = ""
     error_artifact: str = STDERR_ARTIFACT  # where a failure's output is kept in the run
+    library_output: str | None = None  # the library log, if submitting wrote to it
 
     @property
     def done(self) -> bool:
@@ -72,6 +77,7 @@ class Job(ShownAsCard):
             ("link", self.link),
             ("log", str(self.log_path)),
             ("log tail", self.tail(5)),
+            ("library output", self.library_output),
         )
 
 

@@ -13,6 +13,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
+# What libraries print that a notebook should not keep (issue 16): the JVM's start-up, log4j,
+# Spark's progress bar, Python warnings, MLflow's records, links and progress bars, colour codes.
+LIBRARY_NOISE = ("WARNING", "WARN ", "log4j", "Using Spark's default", "[Stage", "Warning:",
+                 "NativeCodeLoader", "incubator", "View run", "View experiment", "\U0001f3c3",
+                 "\U0001f9ea", " mlflow.", "Downloading artifacts", "Uploading", "\x1b[")
 
 
 @dataclass
@@ -30,6 +35,11 @@ class Execution:
     def text(self) -> str:
         """Everything the cell showed, as plain text."""
         return "\n".join(self.outputs)
+
+    @property
+    def noise(self) -> list[str]:
+        """The lines of library output the cell showed (see LIBRARY_NOISE)."""
+        return [line for line in self.outputs if any(word in line for word in LIBRARY_NOISE)]
 
 
 class Kernel:

@@ -9,6 +9,8 @@ import time
 
 import pytest
 from conftest import only_line
+from kernels import Kernel
+from servers import clean_environment
 from test_azure import WORKSPACE_FLAGS, workspace_store
 
 import mlmagic
@@ -71,9 +73,9 @@ def test_no_wait_then_jobs_shows_the_state_and_the_log(on_workspace, azure):
     while (shown := on_workspace.run_line_magic("aml_jobs", job.name)).status != "FINISHED":
         assert time.monotonic() < deadline, "the job did not end"
         time.sleep(0.5)
-    assert "epoch 0\nepoch 1\n" in shown.tail()
+    assert shown.tail() == "epoch 0\nepoch 1"  # and none of MLflow's links
     row = on_workspace.run_line_magic("aml_jobs", "").set_index("job").loc[job.name]
-    assert row["status"] == "FINISHED" and "View run" in row["log tail"]  # MLflow's last lines
+    assert row["status"] == "FINISHED" and row["log tail"] == "epoch 0\nepoch 1"
 
 
 def test_a_failing_job_is_one_line_and_its_run_failed_with_the_log(on_workspace, azure,
@@ -105,3 +107,26 @@ def test_bad_input_is_one_line_and_creates_no_job(on_workspace, azure, capsys, l
     assert not result.success
     assert only_line(capsys).startswith(expected)
     assert set(azure.jobs.jobs) == before
+
+
+def test_a_notebook_shows_the_jobs_card_and_output_without_mlflows_links(on_workspace, azure,
+                                                                        workdir):
+    """In a real kernel: a command job and a local job each show the script's output and the
+    job's card (which links the run), and none of MLflow's "View run" lines or the SDKs'
+    upload and download bars; a tracked cell shows its summary card only."""
+    kernel = Kernel(workdir, {**clean_environment(), "HOME": str(workdir.parent / "home")})
+    try:
+        kernel.start()
+        for cell in ("%load_ext mlmagic", f"%aml_connect {WORKSPACE_FLAGS} -e remote-jobs"):
+            assert kernel.run(cell).status == "ok", cell
+        remote = kernel.run('%aml_submit job/train.py --args "3" --compute cpu-cluster')
+        local = kernel.run('%aml_submit job/train.py --args "2"')
+        tracked = kernel.run("%%track --name summary-on\nx = 1")
+    finally:
+        kernel.stop()
+    for cell in (remote, local, tracked):
+        assert cell.status == "ok" and cell.noise == [], cell.text
+    for cell, epochs in ((remote, 3), (local, 2)):
+        assert "".join(f"epoch {step}\n" for step in range(epochs)) in cell.text + "\n"
+        assert "FINISHED" in cell.text and "runs/" in cell.text  # the card links the run
+    assert "run summary-on: FINISHED" in tracked.text

@@ -59,6 +59,7 @@ def test_a_killed_kernels_local_endpoint_is_stopped_by_the_next_session(workdir,
         assert kernel.run(PRICE_CELL).status == "ok"
         deployed = kernel.run("%aml_deploy price --name orphan")
         assert deployed.status == "ok", deployed.text
+        assert deployed.noise == [] and "log" in deployed.text  # the server's output: its log
         kernel.run("from mlmagic.core.session import current_session")
         pid, port = (int(kernel.value(f"current_session().endpoints['orphan'].details['{key}']"))
                      for key in ("pid", "port"))

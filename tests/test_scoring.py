@@ -6,6 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 from conftest import PRICE_CELL, only_line
+from kernels import Kernel
+from servers import clean_environment
 
 HOUSES = pd.DataFrame({"rooms": [5.0, 6.0, 2.5], "age": [1.0, 2.0, 40.0]})
 EXPECTED = [49.0, 58.0, -15.0]
@@ -85,3 +87,32 @@ def test_missing_pyspark_is_one_line_naming_the_extra():
     assert result.stdout.strip() == (
         'MissingExtra: Spark scoring needs pyspark: pip install "mlmagic[spark]"'
     )
+
+
+def test_a_notebook_scoring_on_spark_keeps_the_libraries_output_in_the_log(workdir):
+    """In a real kernel, the first Spark scoring starts the JVM: its start-up lines, log4j,
+    the stage progress bar and MLflow's env-manager lines go to the kernel's library log;
+    the notebook shows the result, and the card names the log."""
+    home = workdir.parent / "home"
+    kernel = Kernel(workdir, {**clean_environment(), "HOME": str(home)}).start()
+    try:
+        for cell in ("%load_ext mlmagic", "%aml_connect --experiment scoring", PRICE_CELL,
+                     f"import pandas as pd\nhouses = pd.DataFrame({HOUSES.to_dict('list')!r})"):
+            assert kernel.run(cell).status == "ok", cell
+        scored = kernel.run("%aml_score price --input houses --spark --output scored")
+        shown = kernel.run("scored.toPandas()")
+        written = kernel.run("%aml_score price --input houses --output-table scored_houses")
+    finally:
+        kernel.stop()
+    for cell in (scored, shown, written):
+        assert cell.status == "ok" and cell.noise == [], cell.text
+    assert scored.outputs == []  # kept in a variable: nothing to show
+    assert "prediction" in shown.text and "49.0" in shown.text and "-15.0" in shown.text
+    [log] = (home / ".mlmagic" / "logs").glob("kernel-*.log")
+    assert "wrote 3 scored rows to table scored_houses" in written.text
+    assert f"library output  {log}" in written.text
+    kept = log.read_text(encoding="utf-8")
+    for line in ("Using Spark's default log4j profile", "NativeCodeLoader",
+                 "WARNING mlflow.pyfunc: Calling `spark_udf()` with `env_manager=\"local\"`"):
+        assert line in kept
+    assert "[Stage" not in kept  # no console progress bar in a session mlmagic starts

@@ -201,6 +201,29 @@ def test_show_summary_setting(connected, capsys):
     assert "silent" not in capsys.readouterr().out
 
 
+def test_with_the_summary_off_a_finished_cell_shows_nothing_in_a_notebook(mlflow_server,
+                                                                         workdir):
+    """On a tracking server MLflow prints its own "View run" links when a run ends; with
+    show_summary off the user asked for silence, and a real kernel shows nothing."""
+    from kernels import Kernel
+    from servers import clean_environment
+
+    kernel = Kernel(workdir, {**clean_environment(), "HOME": str(workdir.parent / "home")})
+    try:
+        kernel.start()
+        for cell in ("%load_ext mlmagic", f"%aml_connect {mlflow_server} -e quiet",
+                     "%config MlMagic.show_summary = False"):
+            assert kernel.run(cell).status == "ok", cell
+        silent = kernel.run("%%track --name silent\nx = 1")
+        logged = kernel.run("import mlflow\n%config MlMagic.show_summary = True\n"
+                            "print(mlflow.search_runs(experiment_names=['quiet'])"
+                            "['tags.mlflow.runName'].tolist())")
+    finally:
+        kernel.stop()
+    assert silent.status == "ok" and silent.outputs == []
+    assert logged.text == "['silent']"
+
+
 @pytest.mark.parametrize("front_end", ["override", "vscode", "jupyter", "none"])
 def test_notebook_path_becomes_the_source_tags(connected, monkeypatch, workdir, front_end):
     notebook = workdir / "train.ipynb"

@@ -17,9 +17,11 @@ from pathlib import Path
 
 from mlmagic.azure import sdk
 from mlmagic.base.display import progress
+from mlmagic.base.env import temporary_env
 from mlmagic.base.errors import ConnectionFailed, InvalidInput, NotFound
+from mlmagic.base.library_log import NO_PROGRESS_BARS, library_output
 from mlmagic.base.secrets import error_line, scrub
-from mlmagic.runners import Job, log_folder
+from mlmagic.runners import SCRIPT_ENVIRONMENT, Job, log_folder
 
 BASE_IMAGE = "mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu22.04:latest"
 BASE_PACKAGES = ("mlflow", "azureml-mlflow")
@@ -49,13 +51,15 @@ def submit(script: Path, arguments: list[str], connection, experiment_id: str, *
     _check_compute(client, compute)
     experiment = _experiment_name(connection, experiment_id)
     job_name = uuid.uuid4().hex  # becomes the MLflow run id
-    created = _create(client, script, arguments, job_name, name or script.stem, experiment,
-                      compute, environment or _environment(pip))
+    with library_output("submitting the job") as library:
+        created = _create(client, script, arguments, job_name, name or script.stem, experiment,
+                          compute, environment or _environment(pip))
     log_path = log_folder() / f"{job_name}.log"
     log_path.write_text("", encoding="utf-8")
     job = Job(job_name, str(script), f"azure ml compute {compute}", created.name, experiment_id,
               connection.tracking_uri, log_path, status="QUEUED",
-              link=workspace.studio_link(f"runs/{created.name}"), error_artifact=LOG_ARTIFACT)
+              link=workspace.studio_link(f"runs/{created.name}"), error_artifact=LOG_ARTIFACT,
+              library_output=library.shown)
     job.refresh = functools.partial(_refresh, job, client, connection)
     return job
 
@@ -106,7 +110,7 @@ def _create(client, script: Path, arguments: list[str], job_name: str, display_n
         code=str(script.resolve().parent),
         command=" ".join(shlex.quote(part) for part in ["python", script.name, *arguments]),
         environment=environment, compute=compute, name=job_name, display_name=display_name,
-        experiment_name=experiment,
+        experiment_name=experiment, environment_variables=SCRIPT_ENVIRONMENT,
     )
     try:
         return client.jobs.create_or_update(job)
@@ -149,7 +153,7 @@ def _read_log(job: Job, connection) -> None:
     try:
         if not client.list_artifacts(job.run_id, "user_logs"):
             return
-        with tempfile.TemporaryDirectory() as folder:
+        with tempfile.TemporaryDirectory() as folder, temporary_env(NO_PROGRESS_BARS):
             local = client.download_artifacts(job.run_id, LOG_ARTIFACT, folder)
             text = Path(local).read_text(encoding="utf-8", errors="replace")
             job.log_path.write_text(scrub(text, connection.tracking_uri), encoding="utf-8")

@@ -33,6 +33,10 @@ ERROR_LEVELS = re.compile(r"\b(ERROR|CRITICAL|FATAL|SEVERE)\b")
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 RECORD_FORMAT = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
 _STARTED = time.strftime("%Y%m%d-%H%M%S")
+# MLflow's own output that mlmagic's cards replace (set with base.env.temporary_env, or in a
+# child's environment): its "View run" links, and its artifact progress bars.
+NO_RUN_LINKS = {"MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true"}
+NO_PROGRESS_BARS = {"MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}
 
 
 def log_path() -> Path:

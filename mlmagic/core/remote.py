@@ -25,12 +25,14 @@ from typing import TYPE_CHECKING
 
 from mlmagic.base.checks import checked_text
 from mlmagic.base.display import format_duration
+from mlmagic.base.env import temporary_env
 from mlmagic.base.errors import InvalidInput, NotFound, RunFailed
+from mlmagic.base.library_log import NO_RUN_LINKS
 from mlmagic.base.secrets import scrub
 from mlmagic.core.connection import ensure_connected, experiment_id_of
 from mlmagic.core.interactive import interactive
 from mlmagic.core.session import TrackedRun, current_session
-from mlmagic.runners import STDERR_ARTIFACT, Job, JobRunner, log_folder
+from mlmagic.runners import SCRIPT_ENVIRONMENT, STDERR_ARTIFACT, Job, JobRunner, log_folder
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -164,7 +166,7 @@ def run_here(path: Path, arguments: list[str], connection, experiment_id: str, *
 def _child_environment(tracking_uri: str, experiment_id: str, run_id: str) -> dict[str, str]:
     environment = {k: v for k, v in os.environ.items() if k != "MLFLOW_EXPERIMENT_NAME"}
     environment.update(zip(RUN_VARIABLES, (tracking_uri, experiment_id, run_id), strict=True))
-    environment["PYTHONUNBUFFERED"] = "1"
+    environment.update(SCRIPT_ENVIRONMENT)
     return environment
 
 
@@ -228,7 +230,8 @@ class _LocalWatcher:
                                  OUTPUT_ARTIFACT)
             if status != "FINISHED":
                 self.client.log_text(self.job.run_id, self.job.stderr_tail, STDERR_ARTIFACT)
-            self.client.set_terminated(self.job.run_id, status)
+            with temporary_env(NO_RUN_LINKS):  # the job's card links the run
+                self.client.set_terminated(self.job.run_id, status)
         finally:
             self.job.exit_code, self.job.ended = code, time.time()
             self.job.status = status

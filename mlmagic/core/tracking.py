@@ -23,6 +23,7 @@ from mlmagic.base.failures import (
     logged_models_missing,
     network_failure,
 )
+from mlmagic.base.library_log import NO_RUN_LINKS
 from mlmagic.base.secrets import (
     error_line,
     is_secret_name,
@@ -114,7 +115,8 @@ def track(
     come, so no run the block started is left active. ``register`` names a registered model:
     after a FINISHED run, the model it logged becomes a new version (``last_registered()``).
     ``quiet`` leaves out MLflow's own "View run" lines, for callers that show
-    ``last_run_summary()`` instead. Everything named is checked before the run starts.
+    ``last_run_summary()`` instead, or nothing (``%%track`` always). Everything named is
+    checked before the run starts.
     """
     import mlflow
 
@@ -416,7 +418,7 @@ def _close_run(sink: RunSink, outer_id: str | None, status: str, quiet: bool) ->
     (or already failed during the run), the end goes to the journal with the rest."""
     if sink.run_id is None:
         return
-    quiet_links = {"MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true"} if quiet else {}
+    quiet_links = NO_RUN_LINKS if quiet else {}
     limits = OFFLINE_LIMITS if sink.offline else SHORT_RETRIES
     try:
         with temporary_env({**limits, **quiet_links}), silenced(STORE_LOGGERS):

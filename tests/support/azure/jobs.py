@@ -178,7 +178,8 @@ class Jobs:
             self.jobs[job] = resource
         experiment = properties.get("experimentName") or "Default"
         self._create_run(job, experiment, properties.get("displayName") or job)
-        threading.Thread(target=self._execute, args=(job, code, properties["command"]),
+        threading.Thread(target=self._execute, args=(job, code, properties["command"],
+                                                     properties.get("environmentVariables")),
                          daemon=True).start()
         return json_response(200, resource)
 
@@ -206,9 +207,10 @@ class Jobs:
             db.execute("UPDATE tags SET run_uuid = ? WHERE run_uuid = ?", (job, old))
         self.experiments[job] = experiment_id
 
-    def _execute(self, job: str, code: Path, command: str) -> None:
-        """Queued for a moment, then the command in a copy of the code, its output in the
-        run's std_log.txt; Completed or Failed by its exit code."""
+    def _execute(self, job: str, code: Path, command: str, variables: dict | None) -> None:
+        """Queued for a moment, then the command in a copy of the code, with the job's
+        environment variables, its output in the run's std_log.txt; Completed or Failed by its
+        exit code."""
         import mlflow
 
         time.sleep(self.queued_seconds)
@@ -220,6 +222,7 @@ class Jobs:
             "MLFLOW_TRACKING_URI": self.emulator.mlflow_url, "MLFLOW_RUN_ID": job,
             "MLFLOW_EXPERIMENT_ID": self.experiments[job], "PYTHONUNBUFFERED": "1",
             "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""),
+            **(variables or {}),
         }
         resource["properties"]["status"] = "Running"
         with tempfile.TemporaryDirectory() as folder, log.open("w") as output:
