@@ -142,8 +142,9 @@ def _enter(uri: str) -> None:
             _PREVIOUS["showwarning"] = warnings.showwarning
             warnings.showwarning = _show_warning
         for name in ("stdout", "stderr"):
-            if not isinstance(getattr(sys, name), _ThreadStream):
-                setattr(sys, name, _ThreadStream(getattr(sys, name)))
+            stream = getattr(sys, name)
+            if stream is not None and not isinstance(stream, _ThreadStream):
+                setattr(sys, name, _ThreadStream(stream))
     _filter_handlers()
     _HERE.stack = [*getattr(_HERE, "stack", []), uri]
 
