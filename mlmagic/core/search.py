@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from mlmagic.base.config import DEFAULT_MAX_RUNS
 from mlmagic.base.errors import InvalidInput, NotFound
-from mlmagic.base.failures import explain
+from mlmagic.base.failures import explain, logged_models_missing
 from mlmagic.base.secrets import error_line
 from mlmagic.core.connection import ensure_connected, experiment_id_of
 from mlmagic.core.interactive import interactive
@@ -67,9 +67,15 @@ def run_artifact_paths(run, tracking_uri: str, folder: str | None = None) -> lis
     """Every file the run keeps among its artifacts (under ``folder``), read from its artifact
     store: MLflow 3's own listing also asks the logged-models API, which some stores lack
     (Azure ML's answered 404 through 2026), and never lists MLflow 3's logged models anyway."""
+    return artifact_files(run.info.artifact_uri, tracking_uri, folder)
+
+
+def artifact_files(location: str, tracking_uri: str, folder: str | None = None) -> list[str]:
+    """Every file under the artifact ``location`` (a run's, or a logged model's), under
+    ``folder``, as paths relative to ``location``."""
     from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
 
-    repository = get_artifact_repository(run.info.artifact_uri, tracking_uri=tracking_uri)
+    repository = get_artifact_repository(location, tracking_uri=tracking_uri)
 
     def files(under: str | None) -> list[str]:
         found = []
@@ -78,6 +84,23 @@ def run_artifact_paths(run, tracking_uri: str, folder: str | None = None) -> lis
         return found
 
     return files(folder)
+
+
+def logged_models(client, run, name: str | None = None) -> list:
+    """MLflow 3's logged models of the run (named ``name``, if given), oldest first; none
+    where the store has no logged-models API (a model can still be saved among the run's
+    artifacts)."""
+    from mlflow.exceptions import MlflowException
+
+    named = " AND name = '{}'".format(name.replace("'", "\\'")) if name else ""
+    try:
+        found = client.search_logged_models(
+            [run.info.experiment_id], filter_string=f"source_run_id = '{run.info.run_id}'{named}")
+    except MlflowException as error:
+        if logged_models_missing(error):
+            return []
+        raise
+    return sorted(found, key=lambda model: (model.creation_timestamp or 0, model.name))
 
 
 @interactive
