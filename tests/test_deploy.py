@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import json
 import socket
+import subprocess
 
 import mlflow
 import numpy as np
@@ -25,6 +27,14 @@ def test_deploy_predict_replace_undeploy(price, capsys):
     summary = price.run_line_magic("aml_deploy", "price --name svc")
     shown = repr(summary)
     assert "endpoint svc: ready" in shown and "http://127.0.0.1:" in shown
+
+    # the card's request is the model's input example, one row, and pasted into a shell it
+    # gets the model's prediction (rooms 1, age 30: 10 * 1 - 30)
+    [line] = [row for label, row in summary.rows if label == "try it"]
+    assert "[...]" not in line and line.count("[[") == 1 and len(line) < 200, line
+    pasted = subprocess.run(line, shell=True, capture_output=True, text=True, timeout=60)
+    assert pasted.returncode == 0, pasted.stderr
+    assert np.allclose(json.loads(pasted.stdout)["predictions"], [-20.0]), pasted.stdout
     table = price.run_line_magic("aml_endpoints", "")
     assert list(table["name"]) == ["svc"] and list(table["state"]) == ["alive"]
     assert table["model"][0] == "price version 1"
@@ -106,6 +116,8 @@ class WhereAmI(mlflow.pyfunc.PythonModel):
 
 class Labels(mlflow.pyfunc.PythonModel):
     def predict(self, context, model_input):
+        if (model_input["n"] < 0).any():
+            raise ValueError("n must not be negative")
         return ["even" if n % 2 == 0 else "odd" for n in model_input["n"]]
 
 
@@ -124,6 +136,11 @@ def test_labels_are_checked_exactly_and_a_model_that_serves_differently_is_one_l
     summary = price.run_line_magic("aml_deploy", "labels")  # string labels: no crash
     assert "endpoint labels: ready" in repr(summary)
     capsys.readouterr()
+    # the model's own exception is its reason: its last line, not the server's stack trace
+    price.run_cell("import pandas as pd\nnegative = pd.DataFrame({'n': [-1]})")
+    assert not price.run_cell("%aml_predict labels negative").success
+    assert only_line(capsys) == ("InvalidInput: the endpoint labels refused the data: the "
+                                 "model raised ValueError: n must not be negative")
 
     assert not price.run_cell("%aml_deploy where").success
     line = error_after_progress(capsys)
@@ -141,8 +158,29 @@ def test_a_refused_request_shows_mlflows_reason(price, capsys):
     capsys.readouterr()
     assert not price.run_cell("preds = %aml_predict svc wrong").success
     line = only_line(capsys)
-    assert line.startswith("InvalidInput: the endpoint svc refused the data: ")
-    assert "missing inputs" in line and "rooms" in line and "'columns'" not in line, line
+    assert line.startswith("InvalidInput: the endpoint svc refused the data: Model is missing "
+                           "inputs ['rooms', 'age']"), line  # MLflow quotes the data: left out
+    assert "colour" in line and "red" not in line and "HTTP" not in line, line
+
+
+def test_a_request_is_built_from_the_signature_when_the_model_has_no_example(price):
+    """No input example: one row of typical values from the signature, which the model
+    takes; neither: a placeholder that says what goes where."""
+    from mlmagic.core.examples import PLACEHOLDER, curl_line, sample_request
+
+    assert price.run_cell(
+        "from mlflow.models import infer_signature\n"
+        "with mlflow.start_run():\n"
+        "    signed = mlflow.sklearn.log_model(reg, name='model', pip_requirements=[],\n"
+        "                                      signature=infer_signature(X, y))\n"
+        "    bare = mlflow.sklearn.log_model(reg, name='bare', pip_requirements=[])\n").success
+    body = sample_request(price.user_ns["signed"].model_uri)
+    assert json.loads(body) == {"dataframe_split": {"columns": ["rooms", "age"],
+                                                    "data": [[0.0, 0.0]]}}
+    model = mlflow.pyfunc.load_model(price.user_ns["signed"].model_uri)
+    assert model.predict(pd.DataFrame(**json.loads(body)["dataframe_split"])).shape == (1,)
+    assert sample_request(price.user_ns["bare"].model_uri) is None
+    assert curl_line("http://127.0.0.1:1/invocations", None).endswith(f"-d '{PLACEHOLDER}'")
 
 
 def test_the_server_starts_whatever_the_kernels_path(price, monkeypatch):

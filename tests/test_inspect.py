@@ -49,6 +49,96 @@ def test_show_download_fetches_an_artifact(two_runs, workdir):
     assert path.read_text() == "notes"
 
 
+MODEL_CELL = (
+    "%%track --name ridge\n"
+    "import mlflow\n"
+    "import pandas as pd\n"
+    "from sklearn.linear_model import Ridge\n"
+    "X = pd.DataFrame({'rooms': [1.0, 2.0, 3.0], 'age': [30.0, 20.0, 10.0]})\n"
+    "mlflow.sklearn.log_model(Ridge().fit(X, [1.0, 2.0, 3.0]), name='model',\n"
+    "                         input_example=X.head(1), pip_requirements=['scikit-learn'])\n"
+    "mlflow.log_text('notes', 'notes/readme.txt')\n"
+)
+
+
+def logged_model_id(shell) -> str:
+    from mlflow import MlflowClient
+
+    from mlmagic.core.session import current_session
+
+    run_id = current_session().last_tracked.run_id
+    run = MlflowClient().get_run(run_id)
+    [model] = MlflowClient().search_logged_models([run.info.experiment_id],
+                                                  filter_string=f"source_run_id = '{run_id}'")
+    return model.model_id
+
+
+def test_show_lists_the_runs_logged_models_and_download_reaches_their_files(shell, workdir,
+                                                                            capsys):
+    """MLflow 3 keeps a logged model outside the run's artifacts; the card lists it and the
+    README's --download model/MLmodel reaches it."""
+    shell.run_line_magic("aml_connect", "--experiment models")
+    assert shell.run_cell(MODEL_CELL).success
+    model_id = logged_model_id(shell)
+    details = shell.run_line_magic("aml_show", "ridge")
+    text = repr(details)
+    assert re.search(rf"logged models\s+model\s+sklearn, python_function\s+{model_id}", text)
+    assert "notes/readme.txt" in text  # the run's own artifacts are still listed
+    assert f"<td style='text-align:left;padding-right:1em'>{model_id}</td>" in \
+        details._repr_html_()
+
+    path = shell.run_line_magic("aml_show", "ridge --download model/MLmodel --to got")
+    assert path == workdir / "got" / "MLmodel"
+    assert "sklearn:" in path.read_text() and f"model_id: {model_id}" in path.read_text()
+    whole = shell.run_line_magic("aml_show", "ridge --download model --to all")
+    assert whole == workdir / "all" / "model"
+    assert {"MLmodel", "serving_input_example.json"} <= {p.name for p in whole.iterdir()}
+    assert shell.run_line_magic("aml_show", "ridge --download notes --to n") == \
+        workdir / "n" / "notes"
+
+    capsys.readouterr()
+    assert not shell.run_cell("%aml_show ridge --download model/weights.bin").success
+    line = only_line(capsys)
+    assert line.startswith("NotFound: the run ridge has no artifact or logged model file "
+                           "'model/weights.bin'. It has: "), line
+    assert "model/MLmodel" in line and "notes/readme.txt" in line and "cell.py" in line
+    assert not (workdir / "weights.bin").exists()
+
+
+def test_a_logged_models_link_goes_to_its_page_in_the_mlflow_ui(shell, mlflow_server, workdir):
+    from pathlib import Path
+
+    import mlflow
+
+    shell.run_line_magic("aml_connect", f"{mlflow_server} --experiment models")
+    assert shell.run_cell(MODEL_CELL).success
+    model_id = logged_model_id(shell)
+    details = shell.run_line_magic("aml_show", "ridge")
+    experiment_id = details.run.info.experiment_id
+    link = f"{mlflow_server}/#/experiments/{experiment_id}/models/{model_id}"
+    assert link in repr(details) and f"href='{link}'" in details._repr_html_()
+    ui = Path(mlflow.__file__).parent / "server" / "js" / "build" / "static" / "js"
+    assert any("/experiments/:experimentId/models/:loggedModelId" in script.read_text()
+               for script in ui.glob("*.js"))  # the route exists in this MLflow's own UI
+    path = shell.run_line_magic("aml_show", "ridge --download model/MLmodel --to got")
+    assert f"model_id: {model_id}" in path.read_text()  # through the server's artifact proxy
+
+
+def test_a_model_saved_as_run_artifacts_is_downloaded_from_the_run(shell, workdir):
+    """MLflow 2's way (and the workaround where a store has no logged-models API)."""
+    shell.run_line_magic("aml_connect", "--experiment models")
+    assert shell.run_cell(
+        "%%track --name saved\n"
+        "import mlflow\n"
+        "from sklearn.linear_model import Ridge\n"
+        "mlflow.sklearn.save_model(Ridge().fit([[1.0], [2.0]], [1.0, 2.0]), 'saved')\n"
+        "mlflow.log_artifacts('saved', 'model')\n").success
+    details = repr(shell.run_line_magic("aml_show", "saved"))
+    assert "model/MLmodel" in details and "logged models" not in details
+    path = shell.run_line_magic("aml_show", "saved --download model/MLmodel --to got")
+    assert path == workdir / "got" / "MLmodel" and "sklearn:" in path.read_text()
+
+
 def test_compare_puts_runs_side_by_side_marks_differences_and_charts_a_metric(two_runs):
     comparison = two_runs.run_line_magic("aml_compare", "slow fast --metric loss")
     assert list(comparison.table.columns) == ["slow", "fast"]
@@ -102,8 +192,8 @@ def test_workspace_of_a_server_hides_its_password(shell, mlflow_server):
     ("line", "expected"),
     [
         ("%aml_show nobody", "NotFound: no run 'nobody' (id or name) in the experiment"),
-        ("%aml_show slow --download nothing.txt", "NotFound: the run slow has no artifact "
-         "'nothing.txt'"),
+        ("%aml_show slow --download nothing.txt", "NotFound: the run slow has no artifact or "
+         "logged model file 'nothing.txt'. It has: cell.py, notes/readme.txt."),
         ("%aml_compare slow", "InvalidInput: compare needs two runs or more"),
         ("%aml_compare slow fast --metric accuracy", "NotFound: none of these runs has the "
          "metric 'accuracy'"),

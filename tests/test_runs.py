@@ -47,9 +47,8 @@ def test_other_experiment(three_runs):
 @pytest.mark.parametrize(
     ("line", "expected"),
     [
-        ('%aml_runs --filter "metrics.rmse >> 1"', "InvalidInput: MLflow rejected the search"),
-        ('%aml_runs --filter "colour.rmse = 1"', "InvalidInput: MLflow rejected the search"),
-        ('%aml_runs --order-by "sideways"', "InvalidInput: MLflow rejected the search"),
+        ('%aml_runs --order-by "sideways"', 'InvalidInput: --order-by "sideways" is not an '
+         "order MLflow understands"),
         ("%aml_runs --experiment nowhere", "NotFound: no experiment named 'nowhere'"),
         ("%aml_runs --max 0", "InvalidInput: --max must be at least 1"),
         ("%aml_runs --max many", "UsageError: argument -m/--max: invalid int value"),
@@ -60,3 +59,33 @@ def test_bad_searches_are_one_line(three_runs, capsys, line, expected):
     result = three_runs.run_cell(line)
     assert only_line(capsys).startswith(expected)
     assert not result.success
+
+
+@pytest.mark.parametrize(
+    ("bad", "reason", "advice"),
+    [
+        ("accuracy > 0.9", "'accuracy' is not a run attribute (metrics, params and tags need "
+         "their prefix)", 'Write e.g. --filter "metrics.accuracy > 0.9" or "params.alpha = '),
+        ("rmse < 3", "'rmse' is not a run attribute", 'Did you mean --filter "metrics.rmse < 3"?'),
+        ("metrics.rmse < 3 AND alpah = '1.0'", "'alpah' is not a run attribute",
+         "Did you mean --filter \"metrics.rmse < 3 AND params.alpha = '1.0'\"?"),
+        ("colour.rmse = 1", "Invalid entity type 'colour'",
+         'Did you mean --filter "metrics.rmse = 1"?'),
+        ("metrics.acc >", "Invalid clause(s) in filter string: 'metrics.acc', '>'",
+         'Write e.g. --filter "metrics.accuracy > 0.9"'),
+        ("metrics.rmse >> 1", "Invalid comparator '>>'", 'Write e.g. --filter'),
+    ],
+)
+def test_a_bad_filter_is_mlmagics_own_line_with_a_valid_example(three_runs, capsys, bad, reason,
+                                                                 advice):
+    three_runs.user_ns["df"] = "before"
+    capsys.readouterr()
+    for line in (f'df = %aml_runs --filter "{bad}"',
+                 f'df = %aml_runs --filter "{bad}" --order-by "metrics.rmse DESC"'):
+        assert not three_runs.run_cell(line).success
+        shown = only_line(capsys)
+        assert shown.startswith(f'InvalidInput: --filter "{bad}" is not a filter MLflow '
+                                f"understands: {reason}"), shown
+        assert advice in shown, shown
+        assert "Valid keys are" not in shown and "run_name', " not in shown  # no raw key list
+        assert three_runs.user_ns["df"] == "before"  # nothing changed

@@ -19,6 +19,7 @@ from mlmagic.azure import sdk
 from mlmagic.base.checks import checked_count
 from mlmagic.base.display import Waiting
 from mlmagic.base.errors import ConnectionFailed, InvalidInput, MlmagicError, NotFound
+from mlmagic.base.failures import answer_reason
 from mlmagic.base.secrets import first_line
 from mlmagic.deploy import Endpoint, Owner, option
 
@@ -126,9 +127,8 @@ def post_input_data(endpoint: Endpoint, frame, key: str | None) -> list:
         with urllib.request.urlopen(request, timeout=60) as response:
             return json.loads(response.read())
     except urllib.error.HTTPError as error:
-        message = error.read().decode(errors="replace")[:300]
         raise InvalidInput(f"the endpoint {endpoint.name} refused the data (HTTP "
-                           f"{error.code}): {message}") from None
+                           f"{error.code}): {answer_reason(error.read())}") from None
     except OSError as error:
         raise ConnectionFailed(f"the endpoint {endpoint.name} does not answer ({error}).") from None
 

@@ -217,6 +217,7 @@ def open_workspace(ref: WorkspaceRef, token_credential: Any, timeout: float) -> 
         run_path=f"runs/{{run_id}}?wsid={ref.arm_id}",
         experiment_path=f"experiments/id/{{experiment_id}}?wsid={ref.arm_id}",
         model_path=f"model/{{name}}:{{version}}/details?wsid={ref.arm_id}",
+        logged_model_path=None,  # the studio has no page for MLflow 3's logged models
         home_path=f"?wsid={ref.arm_id}",
         facts=(("workspace", ref.name), ("region", workspace.location),
                ("resource group", ref.resource_group), ("subscription", ref.subscription)),

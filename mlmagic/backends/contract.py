@@ -34,6 +34,7 @@ class Backend:
     run_path: str = "#/experiments/{experiment_id}/runs/{run_id}"
     experiment_path: str = "#/experiments/{experiment_id}"
     model_path: str | None = "#/models/{name}/versions/{version}"
+    logged_model_path: str | None = "#/experiments/{experiment_id}/models/{model_id}"
     home_path: str | None = None  # the UI's page of the whole store (a workspace's home)
     ui_hint: str | None = None
     host_creds: Callable | None = None  # for stores reached over MLflow's REST API
@@ -66,3 +67,7 @@ class Backend:
     def run_url(self, experiment_id: str, run_id: str) -> str | None:
         """The web UI address of one run, where this backend has a UI."""
         return self.link(self.run_path, experiment_id=experiment_id, run_id=run_id)
+
+    def logged_model_url(self, experiment_id: str, model_id: str) -> str | None:
+        """The web UI address of one of MLflow 3's logged models, where this backend has one."""
+        return self.link(self.logged_model_path, experiment_id=experiment_id, model_id=model_id)

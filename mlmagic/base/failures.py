@@ -123,13 +123,64 @@ def logged_models_missing(error: BaseException) -> bool:
     return mentioned and http_status(error) == 404
 
 
+REASON_LENGTH = 300  # characters of a model's reason shown, cut at a sentence's end
+_QUOTES_DATA = re.compile(r"Failed to (?:predict|enforce schema of) data '")
+_UNEXPECTED = "Encountered an unexpected error while evaluating the model"
+
+
 def refusal_reason(message: str) -> str:
-    """Why a model refused an input, from MLflow's message: the first line after its last
-    "Error: " (MLflow quotes the whole input first: "Failed to enforce schema of data
-    '<frame>' with schema '<schema>'. Error: Model is missing inputs ['age']")."""
-    reason = message.rsplit("Error: ", 1)[-1]
+    """Why a model refused an input, from MLflow's message, in one line: without the parts
+    that quote the input ("Failed to enforce schema of data '<frame>' with schema '<schema>'.
+    Error: Model is missing inputs ['age']" gives the last part), at most REASON_LENGTH
+    characters."""
+    parts = [part.strip() for part in re.split(r"\bError: ", message)]
+    kept = [part for part in parts if part and not _QUOTES_DATA.match(part)] or parts[-1:]
+    reason = ": ".join([part.rstrip(". ") for part in kept[:-1]]
+                       + [_unquoted(kept[-1]) if len(kept) > 1 else kept[-1]])
     lines = [line.strip() for line in reason.splitlines() if line.strip()]
-    return (lines[0] if lines else "no reason given")[:500]
+    return _shortened(lines[0] if lines else "no reason given")
+
+
+def answer_reason(body: bytes) -> str:
+    """Why a scoring server refused a request, in one line, from its answer: MLflow's JSON
+    (``message``; for an exception the model itself raised, the last line of ``stack_trace``,
+    never the trace), ``{"error": {"message": ...}}`` or ``{"error": ...}``, or the text."""
+    import json
+
+    text = body.decode(errors="replace").strip()
+    try:
+        answer = json.loads(text)
+    except ValueError:
+        return refusal_reason(text)
+    if not isinstance(answer, dict):
+        return refusal_reason(text)
+    message = answer.get("message")
+    raised = _raised(answer.get("stack_trace"))
+    if raised and (not message or str(message).startswith(_UNEXPECTED)):
+        return _shortened(f"the model raised {raised}")
+    error = answer.get("error")
+    if not message and isinstance(error, dict):
+        message = error.get("message")
+    return refusal_reason(str(message or error or text))
+
+
+def _raised(trace) -> str | None:
+    """The exception a Python traceback ends with ("ValueError: age must not be negative")."""
+    lines = [line for line in str(trace or "").splitlines() if line.strip()]
+    last = lines[-1].strip() if lines else ""
+    return last if re.match(r"^[\w.]+(Error|Exception|Warning)\b", last) else None
+
+
+def _unquoted(text: str) -> str:
+    return text[1:-1] if len(text) > 1 and text[0] == text[-1] == "'" else text
+
+
+def _shortened(reason: str) -> str:
+    """``reason`` up to REASON_LENGTH characters, cut after its last whole sentence there."""
+    if len(reason) <= REASON_LENGTH:
+        return reason
+    cut = reason.rfind(". ", 0, REASON_LENGTH)
+    return reason[:cut + 1] if cut > 0 else reason[:REASON_LENGTH - 1] + "…"
 
 
 def failure_reason(error: BaseException) -> str:

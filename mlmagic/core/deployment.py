@@ -12,6 +12,7 @@ from mlmagic.base.failures import refusal_reason
 from mlmagic.core import leases
 from mlmagic.core.connection import ensure_connected
 from mlmagic.core.copying import copy_version, needs_copy
+from mlmagic.core.examples import curl_line, sample_request
 from mlmagic.core.interactive import interactive
 from mlmagic.core.registry import ModelRef, resolve_model
 from mlmagic.core.session import current_session
@@ -63,6 +64,7 @@ def deploy(
     with temporary_env({"MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}):
         _check_servable(ref)
         example, expected = _expected_predictions(ref, check)
+        request = sample_request(ref.uri)
         if copy_from is not None and ref.name is not None:
             ref = _copied(copy_from, ref)
         previous = current_session().endpoints.get(name)
@@ -70,6 +72,7 @@ def deploy(
             undeploy(name)  # the new endpoint wants the old one's port
         endpoint = module.deploy(ref, name, timeout=timeout, connection=connection,
                                  options=options, owner=leases)
+        endpoint.details["request"] = request
         current_session().endpoints[name] = endpoint
         if previous is not None and previous.target == "local" and previous is not endpoint:
             target("local").delete(previous)  # Azure endpoints are updated in place
@@ -128,11 +131,8 @@ def undeploy(name: str, deployment: str | None = None) -> Card:
 
 
 def endpoint_summary(endpoint: Endpoint) -> Card:
-    """A card for an endpoint with a ready-to-paste request."""
-    example = (
-        f"curl -s {endpoint.url} -H 'Content-Type: application/json' "
-        "-d '{\"dataframe_split\": {\"columns\": [...], \"data\": [[...]]}}'"
-    )
+    """A card for an endpoint with a ready-to-paste request: one row of the model's input
+    example (else of its signature) in MLflow's serving format."""
     return card(
         f"endpoint {endpoint.name}: ready",
         ("model", endpoint.model),
@@ -141,7 +141,8 @@ def endpoint_summary(endpoint: Endpoint) -> Card:
         ("deployment", endpoint.details.get("deployment")),
         ("studio", endpoint.details.get("studio")),
         ("log", endpoint.details.get("log")),
-        ("try it", endpoint.details.get("try") or example),
+        ("try it", endpoint.details.get("try")
+         or curl_line(endpoint.url, endpoint.details.get("request"))),
     )
 
 

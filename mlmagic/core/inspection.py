@@ -18,7 +18,7 @@ from mlmagic.base.render import chart, html_table, shortened
 from mlmagic.base.secrets import error_line, redact_uri
 from mlmagic.core.connection import ensure_connected
 from mlmagic.core.interactive import interactive
-from mlmagic.core.search import run_artifact_paths
+from mlmagic.core.search import artifact_files, logged_models, run_artifact_paths
 from mlmagic.core.session import last_run_id
 
 if TYPE_CHECKING:
@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
 _RUN_ID = re.compile(r"^[0-9a-f]{32}$")
 SHOWN_ENTRIES = 50  # params, metrics, tags or artifacts a run's card lists; the link has all
+SHOWN_MODELS = 10  # logged models a run's card lists (each costs a read of its MLmodel)
 SHOWN_VALUE = 200  # characters of a value a card shows
 SHOWN_ROWS = 60  # rows of a comparison's table or history shown (pandas' own default)
 SHOWN_CELL = 60  # characters of a compared value shown
@@ -60,17 +61,35 @@ def find_run(reference: str) -> Run:
 
 
 @dataclass(frozen=True)
+class LoggedModelEntry:
+    """One of MLflow 3's logged models of a run: its name, flavors, id and UI page."""
+
+    name: str
+    flavors: str
+    model_id: str
+    link: str | None
+
+    def cells(self) -> tuple[str, str, str, str]:
+        """The entry as the cells of a row: name, flavors, model id, link."""
+        return self.name, self.flavors, self.model_id, self.link or ""
+
+
+@dataclass(frozen=True)
 class RunDetails:
-    """A run's params, latest metrics, tags, artifacts and link, as one card."""
+    """A run's params, latest metrics, tags, artifacts, logged models and link, as one card."""
 
     run: Run
     artifacts: tuple[str, ...]
     link: str | None
+    models: tuple[LoggedModelEntry, ...] = ()
+    more_models: int = 0  # logged models beyond SHOWN_MODELS, not listed
 
-    def _card(self) -> Card:
+    def _card(self, *, with_models: bool = True) -> Card:
         info, data = self.run.info, self.run.data
         duration = info.end_time - info.start_time if info.end_time else None
         tags = {k: v for k, v in data.tags.items() if not k.startswith("mlflow.")}
+        models = [("logged models" if index == 0 else "", "  ".join(filter(None, entry.cells())))
+                  for index, entry in enumerate(self.models)] if with_models else []
         return card(
             f"run {info.run_name}: {info.status}",
             ("run id", info.run_id),
@@ -80,11 +99,23 @@ class RunDetails:
             ("metrics", _pairs({k: f"{v:.6g}" for k, v in data.metrics.items()})),
             ("tags", _pairs(tags)),
             ("artifacts", _listed(self.artifacts)),
+            *models,
+            ("", self._more_models() if with_models else None),
             ("link", self.link),
         )
 
+    def _more_models(self) -> str | None:
+        return (f"… and {self.more_models} more logged models (the run's link shows all)"
+                if self.more_models else None)
+
     def _repr_html_(self) -> str:
-        return self._card()._repr_html_()
+        shown = self._card(with_models=False)._repr_html_()
+        if not self.models:
+            return shown
+        table = html_table(["logged model", "flavors", "model id", "link"],
+                           [entry.cells() for entry in self.models])
+        more = f"<p><i>{html.escape(self._more_models())}</i></p>" if self.more_models else ""
+        return f"<div>{shown}{table}{more}</div>"
 
     def __repr__(self) -> str:
         return repr(self._card())
@@ -93,17 +124,52 @@ class RunDetails:
 @interactive
 def show(run: str = "last") -> RunDetails:
     """The details of a run (``last``, an id or a name): params, latest metrics, tags,
-    artifacts and its link."""
+    artifacts, the models it logged (MLflow 3's logged models: name, flavors, id, page) and
+    its link."""
 
     found = find_run(run)
     connection = ensure_connected()
-    return RunDetails(found, tuple(run_artifact_paths(found, connection.tracking_uri)),
-                      connection.run_url(found.info.run_id, found.info.experiment_id))
+    models = logged_models(connection.client(), found)
+    return RunDetails(
+        found, tuple(run_artifact_paths(found, connection.tracking_uri)),
+        connection.run_url(found.info.run_id, found.info.experiment_id),
+        tuple(_entry(model, connection) for model in models[:SHOWN_MODELS]),
+        max(len(models) - SHOWN_MODELS, 0))
+
+
+def _entry(model, connection) -> LoggedModelEntry:
+    status = str(getattr(model.status, "name", model.status) or "")
+    flavors = _flavors(model.artifact_location, connection.tracking_uri)
+    if status and status != "READY":
+        flavors = f"{flavors} ({status})"
+    return LoggedModelEntry(model.name, flavors, model.model_id,
+                            connection.backend.logged_model_url(model.experiment_id,
+                                                                model.model_id))
+
+
+def _flavors(location: str, tracking_uri: str) -> str:
+    """The flavors a logged model's MLmodel names, or why there are none to show."""
+    import tempfile
+
+    import yaml
+    from mlflow.exceptions import MlflowException
+
+    repository = _repository(location, tracking_uri)
+    with tempfile.TemporaryDirectory() as folder, \
+            temporary_env({"MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}):
+        try:
+            text = Path(repository.download_artifacts("MLmodel", folder)).read_text()
+        except (MlflowException, OSError):
+            return "no MLmodel file"
+    flavors = (yaml.safe_load(text) or {}).get("flavors") or {}
+    return ", ".join(sorted(flavors, key=lambda f: f == "python_function")) or "no flavor"
 
 
 @interactive
 def download_artifact(run: str, path: str, destination: str | Path = ".") -> Path:
-    """Download the artifact ``path`` of a run into ``destination``; return the local path."""
+    """Download ``path`` of a run into ``destination``; return the local path. ``path`` is
+    one of the run's artifacts or a file of a model it logged (MLflow 3 keeps those apart):
+    ``model/MLmodel`` is the MLmodel file of the logged model named ``model``."""
     import mlflow
     from mlflow.exceptions import MlflowException
 
@@ -114,19 +180,51 @@ def download_artifact(run: str, path: str, destination: str | Path = ".") -> Pat
     if destination.exists() and not destination.is_dir():
         raise InvalidInput(f"{destination} is a file; give a folder to download into.")
     found = find_run(run)
-    known = run_artifact_paths(found, ensure_connected().tracking_uri)
-    if not any(p == wanted or p.startswith(wanted + "/") for p in known):
-        raise NotFound(f"the run {found.info.run_name} has no artifact '{path}'. It has: "
-                       f"{', '.join(known) or 'none'}.")
-    Path(destination).mkdir(parents=True, exist_ok=True)
+    tracking_uri = ensure_connected().tracking_uri
     try:
         with temporary_env({"MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}):
-            return Path(mlflow.artifacts.download_artifacts(
-                run_id=found.info.run_id, artifact_path=wanted, dst_path=str(destination),
-                tracking_uri=ensure_connected().tracking_uri))
+            if _holds(run_artifact_paths(found, tracking_uri), wanted):
+                destination.mkdir(parents=True, exist_ok=True)
+                return Path(mlflow.artifacts.download_artifacts(
+                    run_id=found.info.run_id, artifact_path=wanted, dst_path=str(destination),
+                    tracking_uri=tracking_uri))
+            location, inside, into = _in_logged_model(found, wanted, destination, path)
+            into.mkdir(parents=True, exist_ok=True)
+            return Path(_repository(location, tracking_uri).download_artifacts(inside,
+                                                                               str(into)))
     except MlflowException as error:
         raise NotFound(f"could not download '{path}': {error_line(error)}") from None
 
+
+def _holds(files: list[str], wanted: str) -> bool:
+    return any(file == wanted or file.startswith(wanted + "/") for file in files)
+
+
+def _repository(location: str, tracking_uri: str):
+    from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+
+    return get_artifact_repository(location, tracking_uri=tracking_uri)
+
+
+def _in_logged_model(found: Run, wanted: str, destination: Path, path: str):
+    """Where ``wanted`` (NAME or NAME/FILE) is among the run's logged models: the model's
+    artifact location, the path inside it, and the folder to download into. NotFound (one
+    line listing what the run has) if it is nowhere."""
+    connection = ensure_connected()
+    newest = {model.name: model for model in logged_models(connection.client(), found)}
+    name, _, inside = wanted.partition("/")
+    if name in newest:
+        location = newest[name].artifact_location
+        if not inside:
+            return location, "", destination / name
+        if _holds(artifact_files(location, connection.tracking_uri), inside):
+            return location, inside, destination
+    held = run_artifact_paths(found, connection.tracking_uri)
+    for model in list(newest.values())[:SHOWN_MODELS]:
+        held += [f"{model.name}/{file}"
+                 for file in artifact_files(model.artifact_location, connection.tracking_uri)]
+    raise NotFound(f"the run {found.info.run_name} has no artifact or logged model file "
+                   f"'{path}'. It has: {_listed(held) or 'none'}.")
 
 
 def _pairs(values: dict) -> str:

@@ -19,12 +19,12 @@ from mlmagic.base.checks import (
 from mlmagic.base.display import Card, card, silenced
 from mlmagic.base.env import temporary_env
 from mlmagic.base.errors import InvalidInput, NotFound
-from mlmagic.base.failures import explain, logged_models_missing
+from mlmagic.base.failures import explain
 from mlmagic.base.secrets import error_line
 from mlmagic.core.connection import ensure_connected
 from mlmagic.core.copying import REGISTRY_LOGGERS, Copied, azureml_target, copy_version
 from mlmagic.core.interactive import interactive
-from mlmagic.core.search import run_artifact_paths, stored_run
+from mlmagic.core.search import logged_models, run_artifact_paths, stored_run
 from mlmagic.core.session import current_session, last_run_id
 
 if TYPE_CHECKING:
@@ -258,7 +258,7 @@ def _run_model(client, run_id: str, path: str | None) -> tuple[str, str | None]:
     a model saved among the run's artifacts: its place in the run's artifact store), and the
     run to link its version to (None for a logged model: MLflow links those itself)."""
     run = stored_run(client, run_id)
-    logged = _logged_models(client, run, path)
+    logged = logged_models(client, run, path)
     if logged:
         return f"models:/{max(logged, key=lambda m: m.creation_timestamp).model_id}", None
     try:
@@ -281,21 +281,6 @@ def _run_model(client, run_id: str, path: str | None) -> tuple[str, str | None]:
             "(mlflow.sklearn.log_model(model, name='model')) or give --path."
         )
     return f"{run.info.artifact_uri.rstrip('/')}/{path.strip('/')}", run_id
-
-
-def _logged_models(client, run, path: str | None) -> list:
-    """MLflow 3's logged models of the run (named ``path``, if given); none where the store
-    has no logged-models API (a model can still be saved among the run's artifacts)."""
-    from mlflow.exceptions import MlflowException
-
-    named = f" AND name = '{_quoted(path)}'" if path else ""
-    try:
-        return client.search_logged_models(
-            [run.info.experiment_id], filter_string=f"source_run_id = '{run.info.run_id}'{named}")
-    except MlflowException as error:
-        if logged_models_missing(error):
-            return []
-        raise
 
 
 def checked_registry_name(name: str) -> str:

@@ -40,6 +40,7 @@ def open(uri: str, timeout: float) -> Backend:
         host_creds=partial(get_databricks_host_creds, uri),
         run_path="ml/experiments/{experiment_id}/runs/{run_id}",
         experiment_path="ml/experiments/{experiment_id}", model_path=None,
+        logged_model_path="ml/experiments/{experiment_id}/models/{model_id}",  # as MLflow's own
         default_experiment=sdk.notebook_path(),
     )
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from mlmagic.base.checks import checked_port, safe_name
 from mlmagic.base.display import Waiting
 from mlmagic.base.errors import ConnectionFailed, InvalidInput
-from mlmagic.base.failures import refusal_reason
+from mlmagic.base.failures import answer_reason
 from mlmagic.deploy import Endpoint, Owner, option
 
 NAME = "local"
@@ -97,22 +97,11 @@ def predict(endpoint: Endpoint, frame) -> list:
             return json.loads(response.read())["predictions"]
     except urllib.error.HTTPError as error:
         raise InvalidInput(f"the endpoint {endpoint.name} refused the data: "
-                           f"{_answer_reason(error.read())}") from None
+                           f"{answer_reason(error.read())}") from None
     except OSError as error:
         raise ConnectionFailed(
             f"the endpoint {endpoint.name} does not answer ({error}). Deploy it again."
         ) from None
-
-
-def _answer_reason(body: bytes) -> str:
-    """MLflow's reason for refusing a request, from the scoring server's answer."""
-    import json
-
-    text = body.decode(errors="replace").strip()
-    try:
-        return refusal_reason(str(json.loads(text).get("message") or text))
-    except (ValueError, AttributeError):
-        return refusal_reason(text)
 
 
 def delete(endpoint: Endpoint) -> None:

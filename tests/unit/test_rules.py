@@ -16,6 +16,7 @@ from mlmagic.base import checks
 from mlmagic.base.env import temporary_env
 from mlmagic.base.errors import InvalidInput
 from mlmagic.base.failures import (
+    answer_reason,
     failure_reason,
     http_status,
     logged_models_missing,
@@ -112,6 +113,51 @@ def test_refusal_reasons_drop_the_quoted_input():
     message = ("Failed to enforce schema of data '  colour\n0    red' with schema "
                "'['rooms': double (required)]'. Error: Model is missing inputs ['rooms'].")
     assert refusal_reason(message) == "Model is missing inputs ['rooms']."
+
+
+SERVED_TRACE = ('Traceback (most recent call last):\n  File "/x/scoring_server/__init__.py", line '
+                '341, in invocations\n    raw_predictions = model.predict(data)\n  File '
+                '"<dynamic-code>", line 7, in predict\nValueError: age must not be negative\n')
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [  # MLflow's scoring server (3.x), what it answered in a real `mlflow models serve`
+        ({"error_code": "BAD_REQUEST", "message": "Failed to predict data '  colour\n0    "
+          "red'. \nError: Failed to enforce schema of data '  colour\n0    red' with schema "
+          "'['age': double (required)]'. Error: Model is missing inputs ['age']. Note that "
+          "there were extra inputs: ['colour']."},
+         "Model is missing inputs ['age']. Note that there were extra inputs: ['colour']."),
+        ({"error_code": "BAD_REQUEST", "message": "Invalid input. Data is not compatible with "
+          "model signature. Failed to convert column age to type 'float64'. Error: 'ValueError"
+          "(\"could not convert string to float: 'x'\")'"},
+         "Invalid input. Data is not compatible with model signature. Failed to convert column "
+         "age to type 'float64': ValueError(\"could not convert string to float: 'x'\")"),
+        ({"error_code": "BAD_REQUEST", "message": "Encountered an unexpected error while "
+          "evaluating the model. Verify that the serialized input Dataframe is compatible with "
+          "the model for inference.", "stack_trace": SERVED_TRACE},
+         "the model raised ValueError: age must not be negative"),
+        ({"error_code": "BAD_REQUEST", "message": "The input must be a JSON dictionary with "
+          "exactly one of the input fields {'dataframe_split', 'inputs'}. Received dictionary "
+          "with input fields: []. IMPORTANT: The MLflow Model scoring protocol has changed in "
+          "MLflow version 2.0. " + "More words. " * 40},
+         "The input must be a JSON dictionary with exactly one of the input fields "
+         "{'dataframe_split', 'inputs'}. Received dictionary with input fields: []."),
+        # other servers' shapes (Azure ML's inference server and gateways)
+        ({"error": {"code": 400, "message": "Input data are inconsistent with schema."}},
+         "Input data are inconsistent with schema."),
+        ({"error": "the request needs 'input_data'"}, "the request needs 'input_data'"),
+        ("invalid key", "invalid key"),
+    ],
+)
+def test_a_refused_requests_answer_gives_the_models_reason_in_one_line(body, reason):
+    import json
+
+    raw = (body if isinstance(body, str) else json.dumps(body)).encode()
+    assert answer_reason(raw).startswith(reason)
+    assert answer_reason(raw) == reason or (len(answer_reason(raw)) <= 300
+                                            and answer_reason(raw).endswith("."))
+    assert "Traceback" not in answer_reason(raw) and "\n" not in answer_reason(raw)
 
 
 def test_a_full_disk_is_named_whatever_the_error_was_handling():
