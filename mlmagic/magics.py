@@ -561,7 +561,8 @@ class MlMagic(Magics):
         source = shell.transform_cell(cell)
         tree = shell.transform_ast(shell.compile.ast_parse(source))
         last = None
-        if tree.body and isinstance(tree.body[-1], ast.Expr):
+        # `value;` at the end runs and shows nothing, as IPython decides for any cell
+        if tree.body and isinstance(tree.body[-1], ast.Expr) and not _ends_quietly(cell):
             last = ast.Expression(tree.body.pop().value)
         filename = shell.compile.cache(source, shell.execution_count)
         code = shell.compile(tree, filename, "exec")
@@ -644,6 +645,12 @@ def _refuse_blank(parser, dest: str, value, shown_name: str) -> None:
     if value != action.default and any(isinstance(v, str) and not v.strip() for v in values):
         flag = max(action.option_strings, key=len) if action.option_strings else dest.upper()
         raise InvalidInput(f"{shown_name}: {flag} is empty. See {shown_name}? for the options.")
+
+
+def _ends_quietly(cell: str) -> bool:
+    """Whether the cell's last line ends with ``;`` (before a comment)."""
+    lines = [line for line in cell.splitlines() if line.strip()]
+    return bool(lines) and _without_comment(lines[-1]).endswith(";")
 
 
 def _without_comment(line: str) -> str:

@@ -138,6 +138,9 @@ def test_runs_the_cell_left_open_are_closed_and_our_outcome_is_kept(connected):
 def test_last_expression_is_the_cells_output(connected):
     result = connected.run_cell("%%track\nx = 20\nx * 2 + 2")
     assert result.result == 42
+    # a trailing semicolon keeps it quiet, as in any cell; the expression still runs
+    result = connected.run_cell("%%track\nx = 20\nx.bit_length();  # no output")
+    assert result.success and result.result is None
 
 
 def test_syntax_error_creates_no_run(connected, capsys):
