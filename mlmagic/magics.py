@@ -462,7 +462,10 @@ class MlMagic(Magics):
         from mlmagic import core
 
         if args.download:
-            return core.download_artifact(args.run, args.download, args.to or ".")
+            from mlmagic.core.inspection import Downloaded
+
+            path = core.download_artifact(args.run, args.download, args.to or ".")
+            return Downloaded(path, args.download, args.run)
         return core.show(args.run)
 
     @magic_arguments()

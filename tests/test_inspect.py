@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import io
 import re
+from pathlib import Path
 
 import pytest
 from conftest import only_line
@@ -44,7 +45,10 @@ def test_show_gives_params_metrics_tags_artifacts_and_link(two_runs):
 
 
 def test_show_download_fetches_an_artifact(two_runs, workdir):
-    path = two_runs.run_line_magic("aml_show", "slow --download notes/readme.txt --to got")
+    shown = two_runs.run_line_magic("aml_show", "slow --download notes/readme.txt --to got")
+    assert repr(shown).splitlines()[0] == "downloaded notes/readme.txt of run slow"
+    assert str(workdir / "got" / "readme.txt") in shown._repr_html_()
+    path = Path(shown)  # the card is the path too
     assert path == workdir / "got" / "readme.txt"
     assert path.read_text() == "notes"
 
@@ -87,13 +91,13 @@ def test_show_lists_the_runs_logged_models_and_download_reaches_their_files(shel
     assert f"<td style='text-align:left;padding-right:1em'>{model_id}</td>" in \
         details._repr_html_()
 
-    path = shell.run_line_magic("aml_show", "ridge --download model/MLmodel --to got")
+    path = Path(shell.run_line_magic("aml_show", "ridge --download model/MLmodel --to got"))
     assert path == workdir / "got" / "MLmodel"
     assert "sklearn:" in path.read_text() and f"model_id: {model_id}" in path.read_text()
-    whole = shell.run_line_magic("aml_show", "ridge --download model --to all")
+    whole = Path(shell.run_line_magic("aml_show", "ridge --download model --to all"))
     assert whole == workdir / "all" / "model"
     assert {"MLmodel", "serving_input_example.json"} <= {p.name for p in whole.iterdir()}
-    assert shell.run_line_magic("aml_show", "ridge --download notes --to n") == \
+    assert Path(shell.run_line_magic("aml_show", "ridge --download notes --to n")) == \
         workdir / "n" / "notes"
 
     capsys.readouterr()
@@ -106,7 +110,6 @@ def test_show_lists_the_runs_logged_models_and_download_reaches_their_files(shel
 
 
 def test_a_logged_models_link_goes_to_its_page_in_the_mlflow_ui(shell, mlflow_server, workdir):
-    from pathlib import Path
 
     import mlflow
 
@@ -120,7 +123,7 @@ def test_a_logged_models_link_goes_to_its_page_in_the_mlflow_ui(shell, mlflow_se
     ui = Path(mlflow.__file__).parent / "server" / "js" / "build" / "static" / "js"
     assert any("/experiments/:experimentId/models/:loggedModelId" in script.read_text()
                for script in ui.glob("*.js"))  # the route exists in this MLflow's own UI
-    path = shell.run_line_magic("aml_show", "ridge --download model/MLmodel --to got")
+    path = Path(shell.run_line_magic("aml_show", "ridge --download model/MLmodel --to got"))
     assert f"model_id: {model_id}" in path.read_text()  # through the server's artifact proxy
 
 
@@ -135,7 +138,7 @@ def test_a_model_saved_as_run_artifacts_is_downloaded_from_the_run(shell, workdi
         "mlflow.log_artifacts('saved', 'model')\n").success
     details = repr(shell.run_line_magic("aml_show", "saved"))
     assert "model/MLmodel" in details and "logged models" not in details
-    path = shell.run_line_magic("aml_show", "saved --download model/MLmodel --to got")
+    path = Path(shell.run_line_magic("aml_show", "saved --download model/MLmodel --to got"))
     assert path == workdir / "got" / "MLmodel" and "sklearn:" in path.read_text()
 
 

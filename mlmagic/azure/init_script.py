@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mlmagic.azure.workspace import CONFIG_KEYS, WorkspaceRef, tracking_uri_of
-from mlmagic.base.display import Card, ShownAsCard, card
+from mlmagic.base.display import Card, ShownAsCardPath, card
 from mlmagic.base.errors import InvalidInput
 
 INIT_ROOT_VARIABLE = "MLMAGIC_INIT_ROOT"
@@ -53,18 +53,13 @@ def write_init_script(path: str | Path, *, workspace: str | None, subscription: 
 
 
 @dataclass(frozen=True, repr=False)
-class InitScript(ShownAsCard):
-    """An init script written: its path (``os.fspath`` gives it), the workspace it points
-    the cluster at, and the tracking URI it exports."""
+class InitScript(ShownAsCardPath):
+    """An init script written: its path, the workspace it points the cluster at, and the
+    tracking URI it exports."""
 
     path: Path
     workspace: str
     tracking_uri: str
-
-    def __fspath__(self) -> str:
-        return str(self.path)
-
-    __str__ = __fspath__
 
     def _card(self) -> Card:
         return card(f"init script written: {self.path}", ("workspace", self.workspace),

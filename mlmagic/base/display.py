@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
+from pathlib import Path
 
 from mlmagic.base.render import html_table
 
@@ -219,6 +220,19 @@ class ShownAsCard:
 
     def __repr__(self) -> str:
         return repr(self._card())
+
+
+class ShownAsCardPath(ShownAsCard):
+    """A file or folder an action wrote, shown as a card; ``os.fspath()`` and ``str()`` give
+    its path, so ``Path(result)`` and ``open(result)`` work (needs a ``path`` field)."""
+
+    path: Path
+
+    def __fspath__(self) -> str:
+        return str(self.path)
+
+    def __str__(self) -> str:
+        return str(self.path)
 
 
 def card(title: str, *rows: tuple[str, object]) -> Card:

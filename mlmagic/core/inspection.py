@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mlmagic.base.display import Card, card, format_duration
+from mlmagic.base.display import Card, ShownAsCardPath, card, format_duration
 from mlmagic.base.env import temporary_env
 from mlmagic.base.errors import InvalidInput, NotFound
 from mlmagic.base.failures import explain
@@ -194,6 +194,18 @@ def download_artifact(run: str, path: str, destination: str | Path = ".") -> Pat
                                                                                str(into)))
     except MlflowException as error:
         raise NotFound(f"could not download '{path}': {error_line(error)}") from None
+
+
+@dataclass(frozen=True, repr=False)
+class Downloaded(ShownAsCardPath):
+    """What ``%aml_show --download`` fetched: where it is now, and from which run."""
+
+    path: Path
+    what: str
+    run: str
+
+    def _card(self) -> Card:
+        return card(f"downloaded {self.what} of run {self.run}", ("to", self.path))
 
 
 def _holds(files: list[str], wanted: str) -> bool:
