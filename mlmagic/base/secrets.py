@@ -46,6 +46,22 @@ def is_secret_name(name: str) -> bool:
     )
 
 
+_SECRET_HINT = re.compile("|".join(sorted(
+    SECRET_WORDS | {second for _, second in SECRET_PHRASES}, key=len, reverse=True)), re.I)
+
+
+def may_name_secret(text: str) -> bool:
+    """A quick test before the tokenizer: False when no name in ``text`` can name a secret
+    (none holds a secret word, nor the last word of a secret phrase)."""
+    return _SECRET_HINT.search(text) is not None
+
+
+def mask_url_credentials(text: str) -> str:
+    """``text`` with the password of every ``scheme://user:password@host`` in it replaced by
+    ***."""
+    return _redact_unparsable(text) if "@" in text else text
+
+
 def redact_uri(uri: str) -> str:
     """Return ``uri`` with any password and any secret-looking query value replaced by ***."""
     try:

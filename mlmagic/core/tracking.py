@@ -35,6 +35,8 @@ from mlmagic.core.interactive import interactive
 from mlmagic.core.interrupts import deferred_interrupts, run_to_end
 from mlmagic.core.mirror import Mirror, linked_tags, new_link, start_mirror
 from mlmagic.core.notebook import notebook_path
+from mlmagic.core.provenance import ARTIFACTS as PROVENANCE_ARTIFACTS
+from mlmagic.core.provenance import checked_parts, keep_provenance, options_tag
 from mlmagic.core.recorder import (
     Recorder,
     active_recorder,
@@ -100,6 +102,7 @@ def track(
     nested: bool = False,
     quiet: bool = False,
     register: str | None = None,
+    provenance: Iterable[str] = (),
 ) -> Iterator[ActiveRun]:
     """Run the block inside a new MLflow run and record its outcome.
 
@@ -114,7 +117,9 @@ def track(
     come, so no run the block started is left active. ``register`` names a registered model:
     after a FINISHED run, the model it logged becomes a new version (``last_registered()``).
     ``quiet`` leaves out MLflow's own "View run" lines, for callers that show
-    ``last_run_summary()`` instead. Everything named is checked before the run starts.
+    ``last_run_summary()`` instead. ``provenance`` names what else to keep so that the run
+    can be made again (:mod:`mlmagic.core.provenance`): "notebook", "history", "git",
+    "environment". Everything named is checked before the run starts.
     """
     import mlflow
 
@@ -128,6 +133,7 @@ def track(
     params = checked_params(masked(params or {}, "param", said), "param")
     tags = checked_params(masked(tags or {}, "tag", said), "tag")
     capture = _checked_variable_names(capture)
+    provenance = checked_parts(provenance)
     register = checked_model_name(register) if register is not None else None
     connection = ensure_connected()
     if register is not None:  # the registry's own rules (Unity Catalog's) need the connection
@@ -135,7 +141,8 @@ def track(
     experiment_id = (
         experiment_id_of(experiment, create=True) if experiment else connection.experiment_id
     )
-    tags = {**_source_tags(namespace), **tags, **(new_link() if connection.mirror else {})}
+    tags = {**_source_tags(namespace), **tags, **(new_link() if connection.mirror else {}),
+            **(options_tag(params, capture, autolog) if provenance else {})}
     with deferred_interrupts() as start_interrupted:
         run, sink = _start_run(connection, name, experiment_id, nested, tags, autolog)
         tracked = current_session().last_tracked = TrackedRun(
@@ -156,6 +163,10 @@ def track(
         if source:
             uploads += _keep_texts(sink, run, mirror, mask_secret_literals(source),
                                    SOURCE_ARTIFACT)
+        if provenance:
+            provenance = keep_provenance(provenance, namespace, source, connection.tracking_uri,
+                                         partial(_keep_texts, sink, run, mirror),
+                                         _writer(sink, mirror))
         _announce("started", tracked)
         for key, value in params.items():
             recorder.log_param(key, value)
@@ -174,7 +185,7 @@ def track(
         raise
     finally:
         closing = partial(_close, tracked, recorder, sink, outer, status, quiet, uploads,
-                          autolog, mirror)
+                          autolog, mirror, provenance)
         if run_to_end(closing) and status == "FINISHED":
             notify("the interrupt came while the finished cell's run was being closed; the run "
                    "is complete (FINISHED).")
@@ -205,11 +216,14 @@ def _register_logged_model(name: str, tracked: TrackedRun):
         raise type(error)(f"{error} {kept}") from None
 
 
-def _close(tracked, recorder, sink, outer, status, quiet, uploads, autolog, mirror) -> None:
+def _close(tracked, recorder, sink, outer, status, quiet, uploads, autolog, mirror,
+           provenance) -> None:
     """Close a tracked run (and its mirror): every step is tried, whatever the ones before
     did."""
     import mlflow
 
+    if isinstance(provenance, threading.Thread):  # its tags go through the run's writer
+        provenance.join()
     stop_recording(recorder)
     if autolog:
         _try(lambda: mlflow.autolog(disable=True), "turning autolog off")
@@ -224,7 +238,8 @@ def _close(tracked, recorder, sink, outer, status, quiet, uploads, autolog, mirr
     sink.retry()
     if mirror:
         mirror.close(status, tracked.end_time, None if sink.offline else sink.run_id,
-                     sink.connection.client(), {SOURCE_ARTIFACT, TRACEBACK_ARTIFACT})
+                     sink.connection.client(),
+                     {SOURCE_ARTIFACT, TRACEBACK_ARTIFACT, *PROVENANCE_ARTIFACTS})
         tracked.linked_url = mirror.url
     for each in filter(None, (sink, mirror and mirror.sink)):
         if not each.saved:

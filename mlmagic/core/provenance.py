@@ -1,0 +1,396 @@
+"""What a tracked cell keeps so that its run can be made again: the notebook as saved
+(``notebook.ipynb``), the cells this kernel ran before it (``history.py``), the git state of
+the notebook's repository (MLflow's ``mlflow.source.git.*`` tags and ``git.diff``), and the
+installed packages (``requirements.txt``).
+
+The cell's own thread only copies what it needs (the history list, the notebook's path);
+reading files, asking git, listing the packages (once a session) and masking secrets happen
+in a background thread. A part that cannot be taken is one line, and the run goes on.
+Secrets follow :mod:`mlmagic.base.secrets`: string literals given to secret-named names are
+masked, and every such literal, the URI's password and secret environment values are
+scrubbed from all of it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import re
+import subprocess
+import sys
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mlmagic.base.display import notify
+from mlmagic.base.errors import InvalidInput
+from mlmagic.base.secrets import (
+    REDACTED,
+    error_line,
+    is_secret_name,
+    mask_secret_literals,
+    mask_url_credentials,
+    may_name_secret,
+    scrub,
+    secret_literals,
+    without_credentials,
+)
+
+PARTS = ("notebook", "history", "git", "environment")
+NOTEBOOK_ARTIFACT = "notebook.ipynb"
+HISTORY_ARTIFACT = "history.py"
+DIFF_ARTIFACT = "git.diff"
+ENVIRONMENT_ARTIFACT = "requirements.txt"
+ARTIFACTS = (NOTEBOOK_ARTIFACT, HISTORY_ARTIFACT, DIFF_ARTIFACT, ENVIRONMENT_ARTIFACT)
+COMMIT_TAG = "mlflow.source.git.commit"
+BRANCH_TAG = "mlflow.source.git.branch"
+REPO_URL_TAG = "mlflow.source.git.repoURL"
+OPTIONS_TAG = "mlmagic.track.options"  # what %%track was given, for %aml_reproduce
+CELL_MARK = "# In[{}]:"
+CELL_MARK_PATTERN = re.compile(r"^# In\[(\d*)\]:$", re.M)
+MAX_NOTEBOOK_BYTES = 20_000_000
+MAX_HISTORY_CHARS = 2_000_000
+MAX_DIFF_CHARS = 2_000_000
+GIT_TIMEOUT = 5.0  # seconds for one git command
+# Magics that change something outside the kernel: a replay keeps them as comments.
+NOT_REPLAYED = ("aml_deploy", "aml_undeploy", "aml_register", "aml_submit", "aml_sync",
+                "aml_predict", "aml_init_script", "aml_reproduce", "aml_panel")
+_NOT_REPLAYED = re.compile(
+    r"^(\s*)((?:\w+\s*=\s*)?%(?:" + "|".join(NOT_REPLAYED) + r")\b.*)$", re.M)
+_MAGIC_PAIR = re.compile(r"""([\w.-]+)=("[^"]*"|'[^']*'|\S+)""")
+_JSON_STRING = re.compile(r'"((?:[^"\\]|\\.)*)"')
+
+
+def checked_parts(parts: Iterable[str]) -> frozenset[str]:
+    """The parts to keep, each one of :data:`PARTS`."""
+    parts = frozenset(parts)
+    unknown = sorted(parts - set(PARTS))
+    if unknown:
+        raise InvalidInput(f"provenance takes {', '.join(PARTS)}; not {', '.join(unknown)}.")
+    return parts
+
+
+def options_tag(params: Iterable[str], capture: Iterable[str], autolog: bool) -> dict:
+    """The tag saying how the cell was tracked (the names of its params, what it captured),
+    so that a reproduction tracks it the same way."""
+    options = {"params": sorted(params), "capture": list(capture), "autolog": autolog}
+    text = json.dumps(options)
+    return {OPTIONS_TAG: text} if len(text) <= 5000 else {}
+
+
+@dataclass
+class Capture:
+    """What the cell's thread takes at the start of a tracked cell; the rest is read from
+    it in the background (:func:`keep_provenance`)."""
+
+    parts: frozenset[str]
+    cells: list[str] = field(default_factory=list)  # the history before this cell, raw
+    notebook: str | None = None
+    folder: Path = field(default_factory=Path.cwd)  # where git is asked
+    source: str = ""
+    uri: str = ""
+
+
+def capture(parts: frozenset[str], namespace: Mapping | None, source: str | None,
+            uri: str) -> Capture:
+    """Take, cheaply, what the background needs: the session's history so far and the
+    notebook's path."""
+    from mlmagic.core.notebook import notebook_path
+
+    taken = Capture(parts, source=source or "", uri=uri)
+    if "history" in parts:
+        taken.cells = _history_before_this_cell()
+    if parts & {"notebook", "git"}:
+        path = notebook_path(namespace)
+        taken.notebook = path if path and Path(path).is_absolute() else None
+        if taken.notebook and Path(taken.notebook).parent.is_dir():
+            taken.folder = Path(taken.notebook).parent
+    return taken
+
+
+def keep_provenance(parts: frozenset[str], namespace: Mapping | None, source: str | None,
+                    uri: str, keep: Callable[[str, str], list],
+                    write_tags: Callable[[list, list, list], None]) -> threading.Thread | None:
+    """Keep the ``parts`` of a tracked cell's provenance: take the history and the notebook's
+    path now, gather the rest in a background thread whose tags go to ``write_tags`` (the
+    run's batch writer) and whose texts go to ``keep(text, name)`` (which returns the threads
+    uploading it). Join the returned thread before the run's writer closes. Never raises: a
+    failure is one line."""
+    try:
+        taken = capture(parts, namespace, source, uri)
+    except Exception as error:
+        notify(f"the run is tracked, but what reproduces it was not kept: "
+               f"{type(error).__name__}: {error_line(error, uri)}")
+        return None
+
+    def work() -> None:
+        try:
+            texts, tags, problems = gather(taken)
+            if tags:
+                from mlflow.entities import RunTag
+
+                write_tags([], [], [RunTag(key, value) for key, value in tags.items()])
+            uploads = [thread for name, text in texts.items() for thread in keep(text, name)]
+            for upload in filter(None, uploads):
+                upload.join()
+        except Exception as error:
+            problems = [f"{type(error).__name__}: {error_line(error, uri)}"]
+        if problems:
+            notify("the run is tracked, but not all of what reproduces it was kept: "
+                   + "; ".join(problems))
+
+    thread = threading.Thread(target=work, daemon=True, name="mlmagic-provenance")
+    thread.start()
+    return thread
+
+
+def gather(taken: Capture) -> tuple[dict[str, str], dict[str, str], list[str]]:
+    """The artifacts (by name) and tags of ``taken``'s parts, masked, and a short line for
+    each part that could not be taken."""
+    texts, tags, problems = {}, {}, []
+    literals = secret_literals(taken.source) if may_name_secret(taken.source) else []
+    for part, take in (("history", _history), ("notebook", _notebook), ("git", _git),
+                       ("environment", _environment)):
+        if part not in taken.parts:
+            continue
+        try:
+            found_texts, found_tags, found_literals = take(taken)
+        except _Skipped as skipped:
+            problems.append(f"{part}: {skipped}")
+            continue
+        except Exception as error:
+            problems.append(f"{part}: {type(error).__name__}: {error_line(error, taken.uri)}")
+            continue
+        texts.update(found_texts)
+        tags.update(found_tags)
+        literals += found_literals
+    hidden = _with_escaped_forms(literals)
+    texts = {name: scrub(text, taken.uri, hidden) for name, text in texts.items()}
+    tags = {key: scrub(value, taken.uri, hidden) for key, value in tags.items()}
+    return texts, tags, problems
+
+
+class _Skipped(Exception):
+    """A part that is not kept, for the reason given."""
+
+
+# --- history -------------------------------------------------------------------------------
+
+def _history_before_this_cell() -> list[str]:
+    """The raw cells this IPython session ran before the one running now, in order."""
+    from IPython import get_ipython
+
+    shell = get_ipython()
+    if shell is None or getattr(shell, "history_manager", None) is None:
+        return []
+    return list(shell.history_manager.input_hist_raw[1:shell.execution_count])
+
+
+def _history(taken: Capture) -> tuple[dict, dict, list]:
+    cells, literals = [], []
+    for number, raw in enumerate(taken.cells, start=1):
+        if not raw.strip():
+            continue
+        masked, found = _masked_source(replayable(raw))
+        cells.append(f"{CELL_MARK.format(number)}\n{masked.rstrip()}\n")
+        literals += found
+    if not cells:
+        return {}, {}, literals
+    text, left_out = _latest_within(cells, MAX_HISTORY_CHARS)
+    header = ("# The cells this kernel ran before the tracked one, in order (mlmagic). "
+              "%aml_reproduce makes a notebook of them.\n")
+    if left_out:
+        header += f"# The first {left_out} cell(s) are left out: the history is over " \
+                  f"{MAX_HISTORY_CHARS // 1_000_000} MB.\n"
+    return {HISTORY_ARTIFACT: header + "\n" + text}, {}, literals
+
+
+def replayable(cell: str) -> str:
+    """A cell as a replay runs it: a ``%%track`` cell is its code (the magic line kept as a
+    comment, so no run is made), and magics that change something outside the kernel
+    (deploy, register, submit, ...) are comments."""
+    if cell.startswith("%%track"):
+        line, _, body = cell.partition("\n")
+        cell = f"# {line}  (tracked; replayed as plain code)\n{body}"
+    return _NOT_REPLAYED.sub(r"\1# \2  # left out of a replay", cell)
+
+
+def _latest_within(cells: list[str], limit: int) -> tuple[str, int]:
+    """The latest cells whose text fits in ``limit`` characters, and how many were left out."""
+    kept, size = [], 0
+    for cell in reversed(cells):
+        size += len(cell) + 1
+        if size > limit:
+            break
+        kept.append(cell)
+    return "\n".join(reversed(kept)), len(cells) - len(kept)
+
+
+def _masked_source(source: str) -> tuple[str, list[str]]:
+    """``source`` with its secret literals and secret magic arguments masked, and the
+    literals' values (to scrub them wherever else they show)."""
+    if "@" in source:
+        source = mask_url_credentials(source)
+    if not may_name_secret(source):
+        return source, []
+    found = secret_literals(source)
+    masked = "\n".join(_masked_magic(line) if line.lstrip().startswith(("%", "!", "# %"))
+                       else line for line in mask_secret_literals(source).split("\n"))
+    return masked, found
+
+
+def _masked_magic(line: str) -> str:
+    """A magic's line with the value of each secret-named ``KEY=VALUE`` masked."""
+    return _MAGIC_PAIR.sub(
+        lambda m: f"{m.group(1)}={REDACTED}" if is_secret_name(m.group(1)) else m.group(0),
+        line)
+
+
+# --- notebook ------------------------------------------------------------------------------
+
+def _notebook(taken: Capture) -> tuple[dict, dict, list]:
+    if taken.notebook is None or not Path(taken.notebook).is_file():
+        return {}, {}, []  # no local notebook file: a console, a script, a workspace path
+    path = Path(taken.notebook)
+    size = path.stat().st_size
+    if size > MAX_NOTEBOOK_BYTES:
+        raise _Skipped(f"{path.name} is {size / 1e6:.0f} MB, over "
+                       f"{MAX_NOTEBOOK_BYTES // 1_000_000} MB")
+    try:
+        notebook = json.loads(path.read_text(encoding="utf-8"))
+        cells = notebook["cells"]
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise _Skipped(f"{path.name} could not be read as a notebook "
+                       f"({type(error).__name__})") from None
+    literals = []
+    for cell in cells:
+        source = cell.get("source", "")
+        source = "".join(source) if isinstance(source, list) else str(source)
+        masked, found = _masked_source(source)
+        cell["source"] = masked
+        literals += found
+    return {NOTEBOOK_ARTIFACT: json.dumps(notebook, indent=1, ensure_ascii=False) + "\n"}, \
+        {}, literals
+
+
+# --- git -----------------------------------------------------------------------------------
+
+def _git(taken: Capture) -> tuple[dict, dict, list]:
+    found = _run_git(taken.folder, "rev-parse", "--show-toplevel", "HEAD", "--abbrev-ref",
+                     "HEAD")
+    if found is None:
+        return {}, {}, []  # not a repository, no commit yet, or no git
+    top, commit, branch = (found.splitlines() + ["", "", ""])[:3]
+    tags = {COMMIT_TAG: commit}
+    if branch and branch != "HEAD":
+        tags[BRANCH_TAG] = branch
+    remote = _remote_url(Path(top))
+    if remote:
+        tags[REPO_URL_TAG] = remote
+    diff = _run_git(Path(top), "diff", "HEAD", "--no-color", "--no-ext-diff") or ""
+    if not diff.strip():
+        return {}, tags, []
+    if len(diff) > MAX_DIFF_CHARS:
+        raise _Skipped(f"the uncommitted diff is over {MAX_DIFF_CHARS // 1_000_000} MB "
+                       "(the commit is tagged)") from None
+    masked, literals = _masked_diff(diff)
+    return {DIFF_ARTIFACT: masked}, tags, literals
+
+
+def _run_git(folder: Path, *arguments: str) -> str | None:
+    """What a git command printed, or None when it failed (or git is not installed)."""
+    environment = {**os.environ, "GIT_OPTIONAL_LOCKS": "0", "GIT_TERMINAL_PROMPT": "0"}
+    try:
+        done = subprocess.run(["git", "-C", str(folder), *arguments], capture_output=True,
+                              text=True, timeout=GIT_TIMEOUT, env=environment,
+                              encoding="utf-8", errors="replace")
+    except FileNotFoundError:
+        return None
+    except subprocess.TimeoutExpired:
+        raise _Skipped(f"git {arguments[0]} took over {GIT_TIMEOUT:.0f} s") from None
+    return done.stdout if done.returncode == 0 else None
+
+
+def _remote_url(top: Path) -> str | None:
+    """The URL of the remote ``origin`` (else the first remote), without credentials."""
+    found = _run_git(top, "config", "--get-regexp", r"^remote\..*\.url$") or ""
+    urls = dict(line.split(" ", 1) for line in found.splitlines() if " " in line)
+    url = urls.get("remote.origin.url") or next(iter(urls.values()), None)
+    return without_credentials(url) if url and "://" in url else url
+
+
+def _masked_diff(diff: str) -> tuple[str, list[str]]:
+    """The diff with secret literals masked line by line, also inside JSON strings (a
+    notebook's lines)."""
+    lines, literals = [], []
+    for line in diff.split("\n"):
+        if may_name_secret(line):
+            line, found = _masked_line(line)
+            literals += found
+        lines.append(mask_url_credentials(line) if "@" in line else line)
+    return "\n".join(lines), literals
+
+
+def _masked_line(line: str) -> tuple[str, list[str]]:
+    literals = []
+
+    def in_json(match: re.Match) -> str:
+        try:
+            text = json.loads(match.group(0))
+        except ValueError:
+            return match.group(0)
+        masked, found = _masked_source(text)
+        literals.extend(found)
+        return json.dumps(masked, ensure_ascii=False) if masked != text else match.group(0)
+
+    line = _JSON_STRING.sub(in_json, line)
+    masked, found = _masked_source(line)
+    return masked, literals + found
+
+
+# --- environment ---------------------------------------------------------------------------
+
+def _environment(taken: Capture) -> tuple[dict, dict, list]:
+    from mlmagic.core.session import current_session
+
+    session = current_session()
+    if session.packages is None:
+        session.packages = installed_packages()
+    header = f"# Python {platform.python_version()} ({platform.python_implementation()})\n"
+    return {ENVIRONMENT_ARTIFACT: header + session.packages}, {}, []
+
+
+def installed_packages() -> str:
+    """The installed distributions as ``name==version`` lines, sorted, as ``pip freeze``
+    lists them: read from the ``NAME-VERSION.dist-info`` folder names on ``sys.path`` (the
+    packaging spec's names), the few ``.egg-info`` ones from their metadata."""
+    from importlib.metadata import PathDistribution
+
+    found: dict[str, str] = {}
+    for entry in sys.path:
+        try:
+            names = os.listdir(entry or ".")
+        except OSError:
+            continue
+        for name in names:
+            if name.endswith(".dist-info"):
+                project, _, version = name[: -len(".dist-info")].partition("-")
+            elif name.endswith(".egg-info"):
+                meta = PathDistribution(Path(entry or ".") / name).metadata
+                project, version = meta["Name"] or "", meta["Version"] or ""
+            else:
+                continue
+            key = re.sub(r"[-_.]+", "-", project).lower()
+            if key and version and key not in found:
+                found[key] = f"{key}=={version}"
+    return "".join(f"{line}\n" for _, line in sorted(found.items()))
+
+
+def _with_escaped_forms(values: Iterable[str]) -> list[str]:
+    """Each value, and the form it takes inside a JSON string (a notebook's text)."""
+    every = set()
+    for value in values:
+        every |= {value, json.dumps(value, ensure_ascii=False)[1:-1]}
+    return sorted(every, key=len, reverse=True)
