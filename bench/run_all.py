@@ -25,6 +25,7 @@ import load_ext
 import metric_logging
 import models
 import panel
+import reproducible
 
 RESULTS = Path(__file__).with_name("results.json")
 
@@ -55,6 +56,7 @@ BENCHMARKS = {
     "linked_workspaces": linked_workspaces,
     "panel": panel,
     "faults": faults,
+    "reproducible": reproducible,
 }
 
 
