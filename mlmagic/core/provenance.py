@@ -112,12 +112,12 @@ def capture(parts: frozenset[str], namespace: Mapping | None, source: str | None
 
 def keep_provenance(parts: frozenset[str], namespace: Mapping | None, source: str | None,
                     uri: str, keep: Callable[[str, str], list],
-                    write_tags: Callable[[list, list, list], None]) -> threading.Thread | None:
+                    set_tag: Callable[[str, str], None]) -> threading.Thread | None:
     """Keep the ``parts`` of a tracked cell's provenance: take the history and the notebook's
-    path now, gather the rest in a background thread whose tags go to ``write_tags`` (the
-    run's batch writer) and whose texts go to ``keep(text, name)`` (which returns the threads
-    uploading it). Join the returned thread before the run's writer closes. Never raises: a
-    failure is one line."""
+    path now, gather the rest in a background thread whose tags go to ``set_tag`` (the run's
+    recorder) and whose texts go to ``keep(text, name)`` (which returns the threads uploading
+    it, if any). Join the returned thread before the recorder closes. Never raises: a failure
+    is one line."""
     try:
         taken = capture(parts, namespace, source, uri)
     except Exception as error:
@@ -128,10 +128,8 @@ def keep_provenance(parts: frozenset[str], namespace: Mapping | None, source: st
     def work() -> None:
         try:
             texts, tags, problems = gather(taken)
-            if tags:
-                from mlflow.entities import RunTag
-
-                write_tags([], [], [RunTag(key, value) for key, value in tags.items()])
+            for key, value in tags.items():
+                set_tag(key, value)
             uploads = [thread for name, text in texts.items() for thread in keep(text, name)]
             for upload in filter(None, uploads):
                 upload.join()
@@ -292,20 +290,18 @@ def _notebook(taken: Capture) -> tuple[dict, dict, list]:
 # --- git -----------------------------------------------------------------------------------
 
 def _git(taken: Capture) -> tuple[dict, dict, list]:
-    """MLflow's git tags and the uncommitted diff, from two git commands run side by side
-    (``git diff`` in a subfolder shows the whole repository's changes)."""
-    asked = [_start_git(taken.folder, "rev-parse", "--show-toplevel", "--git-common-dir",
-                        "HEAD", "--abbrev-ref", "HEAD"),
-             _start_git(taken.folder, "diff", "HEAD", "--no-color", "--no-ext-diff")]
-    found, diff = (_git_output(process) for process in asked)
-    lines = (found or "").splitlines()
-    if len(lines) < 4:
-        return {}, {}, []  # not a repository, no commit yet, or no git
-    common = Path(taken.folder, lines[1])
-    tags = {COMMIT_TAG: lines[2]}
-    if lines[3] != "HEAD":  # HEAD: detached
-        tags[BRANCH_TAG] = lines[3]
-    remote = _remote_url(common / "config")
+    """MLflow's git tags, read from the repository's files, and the uncommitted diff, from
+    one ``git diff`` (which, in a subfolder too, shows the whole repository's changes)."""
+    diffing = _start_git(taken.folder, "diff", "HEAD", "--no-color", "--no-ext-diff",
+                         "--no-renames", "--ignore-submodules")
+    state = _repository_state(taken.folder)
+    diff = _git_output(diffing)
+    if state is None:
+        return {}, {}, []  # not a repository, or no commit yet
+    commit, branch, remote = state
+    tags = {COMMIT_TAG: commit}
+    if branch:
+        tags[BRANCH_TAG] = branch
     if remote:
         tags[REPO_URL_TAG] = remote
     if not (diff or "").strip():
@@ -315,6 +311,54 @@ def _git(taken: Capture) -> tuple[dict, dict, list]:
                        "(the commit is tagged)")
     masked, literals = _masked_diff(diff)
     return {DIFF_ARTIFACT: masked}, tags, literals
+
+
+def _repository_state(folder: Path) -> tuple[str, str | None, str | None] | None:
+    """The commit, branch (None when detached) and remote URL of the repository holding
+    ``folder``, read from its files (``.git/HEAD``, the refs, ``config``; a worktree's
+    ``.git`` file and ``commondir`` followed), or by ``git rev-parse`` where they are not
+    plain files (a reftable repository); None outside a repository or before its first
+    commit."""
+    git_dir = _git_dir(folder)
+    if git_dir is None:
+        return None
+    common = git_dir
+    if (git_dir / "commondir").is_file():
+        common = (git_dir / (git_dir / "commondir").read_text().strip()).resolve()
+    head = (git_dir / "HEAD").read_text().strip()
+    branch = head.removeprefix("ref: ").removeprefix("refs/heads/") \
+        if head.startswith("ref: ") else None
+    commit = _resolved(common, head[5:]) if branch else head
+    if commit is None:
+        found = _git_output(_start_git(folder, "rev-parse", "HEAD")) or ""
+        commit = found.strip() or None
+    if commit is None:
+        return None
+    return commit, branch, _remote_url(common / "config")
+
+
+def _git_dir(folder: Path) -> Path | None:
+    for candidate in (folder, *folder.resolve().parents):
+        dot_git = candidate / ".git"
+        if dot_git.is_dir():
+            return dot_git
+        if dot_git.is_file():  # a worktree or submodule: "gitdir: PATH"
+            pointer = dot_git.read_text().strip().removeprefix("gitdir:").strip()
+            return (candidate / pointer).resolve()
+    return None
+
+
+def _resolved(common: Path, ref: str) -> str | None:
+    """The commit a ref names: its loose file, else its line in ``packed-refs``."""
+    loose = common / ref
+    if loose.is_file():
+        return loose.read_text().strip() or None
+    packed = common / "packed-refs"
+    if packed.is_file():
+        for line in packed.read_text().splitlines():
+            if line.endswith(" " + ref):
+                return line.split(" ", 1)[0]
+    return None
 
 
 def _start_git(folder: Path, *arguments: str) -> subprocess.Popen | None:

@@ -165,8 +165,8 @@ def track(
                                    SOURCE_ARTIFACT)
         if provenance:
             provenance = keep_provenance(provenance, namespace, source, connection.tracking_uri,
-                                         partial(_keep_texts, sink, run, mirror),
-                                         _writer(sink, mirror))
+                                         partial(_keep_texts, sink, run, mirror,
+                                                 background=False), recorder.set_tag)
         _announce("started", tracked)
         for key, value in params.items():
             recorder.log_param(key, value)
@@ -222,7 +222,7 @@ def _close(tracked, recorder, sink, outer, status, quiet, uploads, autolog, mirr
     did."""
     import mlflow
 
-    if isinstance(provenance, threading.Thread):  # its tags go through the run's writer
+    if isinstance(provenance, threading.Thread):  # its tags go in the recorder's last batch
         provenance.join()
     stop_recording(recorder)
     if autolog:
@@ -465,49 +465,49 @@ def _end_runs(run_id: str, outer_id: str | None, status: str) -> Exception | Non
     return failures[0] if failures else None
 
 
-def _keep_texts(sink: RunSink, run, mirror: Mirror | None, text: str, name: str
-                ) -> list[threading.Thread | None]:
-    """Keep ``text`` as the artifact ``name`` of the run, and of its mirror."""
-    kept = [_keep_text(sink, run, text, name)]
+def _keep_texts(sink: RunSink, run, mirror: Mirror | None, text: str, name: str,
+                background: bool = True) -> list[threading.Thread | None]:
+    """Keep ``text`` as the artifact ``name`` of the run, and of its mirror (uploaded in
+    threads of their own, or, not ``background``, in this one)."""
+    kept = [_keep_text(sink, run, text, name, background)]
     if mirror:
-        kept.append(_keep_text(mirror.sink, mirror.run, text, name))
+        kept.append(_keep_text(mirror.sink, mirror.run, text, name, background))
     return kept
 
 
-def _keep_text(sink: RunSink, run, text: str, name: str) -> threading.Thread | None:
-    """Keep ``text`` as the artifact ``name``: uploaded in the background, or journaled."""
+def _keep_text(sink: RunSink, run, text: str, name: str, background: bool = True
+               ) -> threading.Thread | None:
+    """Keep ``text`` as the artifact ``name``: uploaded, or journaled."""
     if sink.offline:
         sink.keep_artifact(name, text)
         return None
-    return _upload_text(sink, run, text, name)
+    if not background:
+        _upload(sink, run, text, name)
+        return None
+    thread = threading.Thread(target=_upload, args=(sink, run, text, name), daemon=True)
+    thread.start()
+    return thread
 
 
-def _upload_text(sink: RunSink, run: ActiveRun, text: str, name: str) -> threading.Thread:
-    """Log ``text`` as the artifact ``name`` in the background, straight to the run's artifact
-    store (no lookup of the run first), so that it costs the cell no round trip."""
+def _upload(sink: RunSink, run: ActiveRun, text: str, name: str) -> None:
+    """Log ``text`` as the artifact ``name``, straight to the run's artifact store (no lookup
+    of the run first), so that it costs the cell no round trip; journaled if it fails."""
     from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
     from mlflow.store.artifact.local_artifact_repo import LocalArtifactRepository
 
-    tracking_uri = sink.connection.tracking_uri
-
-    def upload() -> None:
-        try:
-            repository = get_artifact_repository(run.info.artifact_uri, tracking_uri)
-            if isinstance(repository, LocalArtifactRepository):  # a folder: write in place
-                folder = Path(repository.artifact_dir)
-                folder.mkdir(parents=True, exist_ok=True)
-                (folder / name).write_text(text, encoding="utf-8")
-                return
-            with tempfile.TemporaryDirectory() as folder, temporary_env(SHORT_RETRIES):
-                path = Path(folder) / name
-                path.write_text(text, encoding="utf-8")
-                repository.log_artifact(str(path))
-        except Exception as error:
-            sink.keep_artifact(name, text, error)
-
-    thread = threading.Thread(target=upload, daemon=True)
-    thread.start()
-    return thread
+    try:
+        repository = get_artifact_repository(run.info.artifact_uri, sink.connection.tracking_uri)
+        if isinstance(repository, LocalArtifactRepository):  # a folder: write in place
+            folder = Path(repository.artifact_dir)
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / name).write_text(text, encoding="utf-8")
+            return
+        with tempfile.TemporaryDirectory() as folder, temporary_env(SHORT_RETRIES):
+            path = Path(folder) / name
+            path.write_text(text, encoding="utf-8")
+            repository.log_artifact(str(path))
+    except Exception as error:
+        sink.keep_artifact(name, text, error)
 
 
 def _source_tags(namespace: Mapping | None) -> dict[str, str]:
