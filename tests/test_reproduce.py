@@ -330,3 +330,24 @@ def test_the_plain_python_api_keeps_only_what_it_is_asked_for(fresh, workdir):
             mlmagic.track("refused", provenance=["everything"]):
         pass
     assert current_session().last_tracked.run_name == "asked"
+
+
+def test_git_state_is_read_in_a_worktree_with_packed_refs_and_on_a_detached_head(
+        fresh, workdir, monkeypatch):
+    main = workdir / "main"
+    main.mkdir()
+    repository(main)
+    git(main, "pack-refs", "--all")  # the commit is in packed-refs, not a loose ref file
+    git(main, "worktree", "add", "-q", "-b", "feature", str(workdir / "feature"))
+    notebook = saved_notebook(workdir / "feature" / "analysis.ipynb", "x = 1")
+    monkeypatch.setenv("MLMAGIC_NOTEBOOK_PATH", str(notebook))
+    run(fresh, "%%track --name in-worktree\npass")
+    tags = mlmagic.last_run().data.tags
+    assert tags["mlflow.source.git.commit"] == git(main, "rev-parse", "HEAD")
+    assert tags["mlflow.source.git.branch"] == "feature"
+    assert tags["mlflow.source.git.repoURL"] == "https://example.com/org/repo.git"
+    git(workdir / "feature", "checkout", "-q", "--detach")
+    run(fresh, "%%track --name detached\npass")
+    tags = mlmagic.last_run().data.tags
+    assert tags["mlflow.source.git.commit"] == git(main, "rev-parse", "HEAD")
+    assert "mlflow.source.git.branch" not in tags
