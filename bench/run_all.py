@@ -26,6 +26,7 @@ import metric_logging
 import models
 import panel
 import peers
+import reproducible
 
 RESULTS = Path(__file__).with_name("results.json")
 
@@ -57,6 +58,7 @@ BENCHMARKS = {
     "panel": panel,
     "peers": peers,
     "faults": faults,
+    "reproducible": reproducible,
 }
 
 

@@ -79,6 +79,15 @@ class MlMagic(Magics):
     log_source = Bool(True, help="Log each tracked cell's source as the artifact cell.py.").tag(
         config=True
     )
+    log_notebook = Bool(True, help="Keep the notebook, as saved, as each tracked cell's artifact "
+                        "notebook.ipynb.").tag(config=True)
+    log_history = Bool(True, help="Keep the cells run before each tracked cell as its artifact "
+                       "history.py.").tag(config=True)
+    log_git = Bool(True, help="Tag each tracked cell's run with the git commit, branch and "
+                   "remote of the notebook's repository; keep its uncommitted diff as git.diff."
+                   ).tag(config=True)
+    log_environment = Bool(True, help="Keep the Python version and installed packages as each "
+                           "tracked cell's artifact requirements.txt.").tag(config=True)
     show_summary = Bool(True, help="Show a run summary after each %%track cell.").tag(config=True)
     live_interval = Float(
         0.5, help="Seconds between refreshes of a running cell's summary in a notebook; 0: off."
@@ -372,6 +381,8 @@ class MlMagic(Magics):
             nested=args.nested,
             quiet=True,  # the summary card, or silence, instead of MLflow's links
             register=args.register,
+            provenance=[part for part in ("notebook", "history", "git", "environment")
+                        if getattr(self, f"log_{part}")],
         )
         code, last_expression = self._compile(cell)
         live = _LiveSummary(self.live_interval) if self._shows_live_summary() else None
@@ -392,6 +403,19 @@ class MlMagic(Magics):
         if args.register:
             display(core.version_summary(core.last_registered()))
         return value
+
+    @magic_arguments()
+    @argument("run", nargs="?", default="last", help="last (default), a run id or a run name")
+    @argument("--path", metavar="NOTEBOOK", help="the notebook to write (default: "
+              "reproduce-RUN_NAME.ipynb); its packages go beside it, in NAME-requirements.txt")
+    @line_magic
+    def aml_reproduce(self, line: str) -> Card:
+        """Write a notebook that makes a tracked run again: its packages, the cells run before
+        it and the cell with its params: %aml_reproduce [RUN] [--path NOTEBOOK]."""
+        args = self._parse(self.aml_reproduce, line, "%aml_reproduce")
+        from mlmagic import core
+
+        return core.reproduce(args.run, path=args.path)
 
     @magic_arguments()
     @argument("-e", "--experiment", help="experiment name (default: the current one)")

@@ -15,7 +15,7 @@ LINE_MAGICS = {
     "aml_connect", "aml_experiment", "aml_status", "aml_runs", "aml_sync", "aml_register",
     "aml_models", "aml_deploy", "aml_endpoints", "aml_predict", "aml_undeploy", "aml_score",
     "aml_submit", "aml_jobs", "aml_show", "aml_compare", "aml_workspace", "aml_init_script",
-    "aml_panel",
+    "aml_panel", "aml_reproduce",
 }
 CELL_MAGICS = {"track"}
 DATABRICKS_MAGICS = {"sql", "md", "sh", "fs", "run", "pip", "python", "scala", "r"}

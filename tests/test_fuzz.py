@@ -48,6 +48,7 @@ VALID = {
     "aml_jobs": [""],
     "aml_show": ["last", "last --download cell.py --to out"],
     "aml_compare": ["last price-model --metric loss"],
+    "aml_reproduce": ["last", "price-model --path again.ipynb"],
     "aml_init_script": ["--workspace w --subscription s --resource-group g --region westeurope "
                         "-o init.sh"],
 }
@@ -118,6 +119,8 @@ BAD_VALUES = {
                  ("--download", ["nope.txt", "../../etc/passwd", '""', "/etc/passwd"]),
                  ("--to", ['""', "train.py"])],
     "aml_compare": [("<1>", ["nosuch", '""', MISSING_RUN]), ("--metric", ["nope", '""'])],
+    "aml_reproduce": [("<1>", ["nosuchrun", MISSING_RUN, '""']),
+                      ("--path", ['""', "notes.txt", "no/such/dir/x.ipynb", ".", "train.py"])],
     "aml_init_script": [("-o", ['""', "no/such/dir/x.sh", "."]),
                         ("--region", ['""', "'west europe'"]), ("--workspace", ['""'])],
 }

@@ -12,6 +12,7 @@ from servers import FlakyGateway, MlflowServer
 
 import mlmagic
 from mlmagic.core.journal import journal_dir
+from mlmagic.core.provenance import ARTIFACTS as PROVENANCE
 
 POINTS = 10_000
 
@@ -74,7 +75,7 @@ def test_server_killed_mid_cell_then_synced_exactly_once(online, server, capsys)
     assert len(points) == POINTS
     assert sorted(p.step for p in points) == list(range(POINTS))
     artifacts = [a.path for a in mlflow.artifacts.list_artifacts(run_id=run.info.run_id)]
-    assert artifacts == ["cell.py"]
+    assert [path for path in artifacts if path not in PROVENANCE] == ["cell.py"]
 
 
 FLAKY_CELL = (
@@ -151,7 +152,7 @@ def test_server_down_at_start_the_cell_runs_and_the_next_connection_syncs(
     assert run.data.tags["team"] == "risk"
     assert len(loss_points(run.info.run_id)) == 100
     artifacts = sorted(a.path for a in mlflow.artifacts.list_artifacts(run_id=run.info.run_id))
-    assert artifacts == ["cell.py", "traceback.txt"]
+    assert [path for path in artifacts if path not in PROVENANCE] == ["cell.py", "traceback.txt"]
     assert journals() == []
 
 

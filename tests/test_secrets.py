@@ -73,7 +73,7 @@ def test_no_secret_appears_anywhere_and_the_non_secrets_are_logged(
     shown: list[str] = []
 
     def run(line: str):
-        result = shell.run_cell(line)
+        result = shell.run_cell(line, store_history=True)  # each tracked cell keeps history.py
         shown.append(repr(result.result))
         html = getattr(result.result, "_repr_html_", None)
         shown.append(html() if callable(html) else "")

@@ -7,6 +7,7 @@ import pytest
 from conftest import only_line
 
 import mlmagic
+from mlmagic.core.provenance import ARTIFACTS as PROVENANCE
 from mlmagic.core.session import current_session
 
 
@@ -17,7 +18,9 @@ def connected(shell):
 
 
 def artifacts(run_id: str) -> list[str]:
-    return sorted(a.path for a in mlflow.artifacts.list_artifacts(run_id=run_id))
+    """The run's artifacts, but for what reproduces it (tests/test_reproduce.py tries those)."""
+    return sorted(a.path for a in mlflow.artifacts.list_artifacts(run_id=run_id)
+                  if a.path not in PROVENANCE)
 
 
 def runs_count() -> int:

@@ -46,6 +46,22 @@ def is_secret_name(name: str) -> bool:
     )
 
 
+_SECRET_HINT = re.compile("|".join(sorted(
+    SECRET_WORDS | {second for _, second in SECRET_PHRASES}, key=len, reverse=True)), re.I)
+
+
+def may_name_secret(text: str) -> bool:
+    """A quick test before the tokenizer: False when no name in ``text`` can name a secret
+    (none holds a secret word, nor the last word of a secret phrase)."""
+    return _SECRET_HINT.search(text) is not None
+
+
+def mask_url_credentials(text: str) -> str:
+    """``text`` with the password of every ``scheme://user:password@host`` in it replaced by
+    ***."""
+    return _redact_unparsable(text) if "@" in text else text
+
+
 def redact_uri(uri: str) -> str:
     """Return ``uri`` with any password and any secret-looking query value replaced by ***."""
     try:
@@ -149,6 +165,29 @@ def mask_secret_literals(source: str) -> str:
     return "".join(pieces + [source[position:]])
 
 
+def masked_source(source: str) -> tuple[str, list[str]]:
+    """``source`` masked as :func:`mask_secret_literals` does, and the values it masked
+    (as :func:`secret_literals` finds them), from one pass of the tokenizer."""
+    spans = _literal_offsets(source)
+    if spans is None:
+        values: list[str] = []
+        return _mask_by_pattern(source, values), values
+    pieces, position, values = [], 0, []
+    for start, end in spans:
+        pieces += [source[position:start], f"'{REDACTED}'"]
+        values += _literal_value(source[start:end])
+        position = end
+    return "".join(pieces + [source[position:]]), values
+
+
+def _literal_value(literal: str) -> list[str]:
+    with contextlib.suppress(ValueError, SyntaxError):
+        value = ast.literal_eval(literal)
+        if isinstance(value, str) and len(value) >= MIN_SECRET_LENGTH:
+            return [value]
+    return []
+
+
 def secret_literals(source: str) -> list[str]:
     """The values of the string literals :func:`mask_secret_literals` masks (to scrub them
     from text that quotes the source, such as a traceback)."""
@@ -229,12 +268,15 @@ _ASSIGNMENT = re.compile(r"""(?P<name>[A-Za-z_][\w]*)(?P<sep>['"]?\s*[:=]\s*)"""
                          r"""(?P<literal>(['"]).*?(?<!\\)\4)""")
 
 
-def _mask_by_pattern(source: str) -> str:
+def _mask_by_pattern(source: str, values: list[str] | None = None) -> str:
     """The fallback for text that does not tokenize as Python (an open quote, a shell
-    escape): ``name = '...'`` and ``"name": "..."`` on one line."""
+    escape): ``name = '...'`` and ``"name": "..."`` on one line. The values masked are added
+    to ``values``."""
     def mask(match: re.Match) -> str:
         if not is_secret_name(match.group("name")):
             return match.group(0)
+        if values is not None:
+            values.extend(_literal_value(match.group("literal")))
         return f"{match.group('name')}{match.group('sep')}'{REDACTED}'"
 
     return _ASSIGNMENT.sub(mask, source)

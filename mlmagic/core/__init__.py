@@ -48,6 +48,7 @@ _EXPORTS = {
     "job": "remote",
     "show": "inspection",
     "compare": "inspection",
+    "reproduce": "reproduction",
     "download_artifact": "inspection",
     "workspace": "inspection",
     "databricks_display": "notebook",
@@ -61,7 +62,7 @@ PUBLIC = (
     "models", "resolve_model", "deploy", "endpoints", "predict", "undeploy", "score",
     "submit", "jobs", "show", "compare", "download_artifact", "workspace", "autoload",
     "init_script", "new_session", "experiments", "metric_history", "set_alias",
-    "add_run_listener",
+    "add_run_listener", "reproduce",
 )
 
 

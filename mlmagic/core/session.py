@@ -148,6 +148,7 @@ class Session:
     lease_id: str | None = None  # the session's lease identity, once one is needed
     lease_lock: Any = None  # held while the session lives (see mlmagic.core.leases)
     lease_pid: int | None = None  # the process that holds it (a forked child needs its own)
+    packages: str | None = None  # the installed packages (requirements.txt), listed once
 
     def user_environment(self) -> dict[str, str]:
         """The environment as the user set it: without what this session's connects wrote."""

@@ -36,6 +36,8 @@ from mlmagic.core.interactive import interactive
 from mlmagic.core.interrupts import deferred_interrupts, run_to_end
 from mlmagic.core.mirror import Mirror, linked_tags, new_link, start_mirror
 from mlmagic.core.notebook import notebook_path
+from mlmagic.core.provenance import ARTIFACTS as PROVENANCE_ARTIFACTS
+from mlmagic.core.provenance import checked_parts, keep_provenance, options_tag
 from mlmagic.core.recorder import (
     Recorder,
     active_recorder,
@@ -101,6 +103,7 @@ def track(
     nested: bool = False,
     quiet: bool = False,
     register: str | None = None,
+    provenance: Iterable[str] = (),
 ) -> Iterator[ActiveRun]:
     """Run the block inside a new MLflow run and record its outcome.
 
@@ -115,8 +118,10 @@ def track(
     come, so no run the block started is left active. ``register`` names a registered model:
     after a FINISHED run, the model it logged becomes a new version (``last_registered()``).
     ``quiet`` leaves out MLflow's own "View run" lines, for callers that show
-    ``last_run_summary()`` instead, or nothing (``%%track`` always). Everything named is
-    checked before the run starts.
+    ``last_run_summary()`` instead, or nothing (``%%track`` always). ``provenance`` names
+    what else to keep so that the run can be made again (:mod:`mlmagic.core.provenance`):
+    "notebook", "history", "git", "environment". Everything named is checked before the run
+    starts.
     """
     import mlflow
 
@@ -130,6 +135,7 @@ def track(
     params = checked_params(masked(params or {}, "param", said), "param")
     tags = checked_params(masked(tags or {}, "tag", said), "tag")
     capture = _checked_variable_names(capture)
+    provenance = checked_parts(provenance)
     register = checked_model_name(register) if register is not None else None
     connection = ensure_connected()
     if register is not None:  # the registry's own rules (Unity Catalog's) need the connection
@@ -137,7 +143,8 @@ def track(
     experiment_id = (
         experiment_id_of(experiment, create=True) if experiment else connection.experiment_id
     )
-    tags = {**_source_tags(namespace), **tags, **(new_link() if connection.mirror else {})}
+    tags = {**_source_tags(namespace), **tags, **(new_link() if connection.mirror else {}),
+            **(options_tag(params, capture, autolog) if provenance else {})}
     with deferred_interrupts() as start_interrupted:
         run, sink = _start_run(connection, name, experiment_id, nested, tags, autolog)
         tracked = current_session().last_tracked = TrackedRun(
@@ -158,6 +165,10 @@ def track(
         if source:
             uploads += _keep_texts(sink, run, mirror, mask_secret_literals(source),
                                    SOURCE_ARTIFACT)
+        if provenance:
+            provenance = keep_provenance(provenance, namespace, source, connection.tracking_uri,
+                                         partial(_keep_texts, sink, run, mirror,
+                                                 background=False), recorder.set_tag)
         _announce("started", tracked)
         for key, value in params.items():
             recorder.log_param(key, value)
@@ -176,7 +187,7 @@ def track(
         raise
     finally:
         closing = partial(_close, tracked, recorder, sink, outer, status, quiet, uploads,
-                          autolog, mirror)
+                          autolog, mirror, provenance)
         if run_to_end(closing) and status == "FINISHED":
             notify("the interrupt came while the finished cell's run was being closed; the run "
                    "is complete (FINISHED).")
@@ -207,11 +218,14 @@ def _register_logged_model(name: str, tracked: TrackedRun):
         raise type(error)(f"{error} {kept}") from None
 
 
-def _close(tracked, recorder, sink, outer, status, quiet, uploads, autolog, mirror) -> None:
+def _close(tracked, recorder, sink, outer, status, quiet, uploads, autolog, mirror,
+           provenance) -> None:
     """Close a tracked run (and its mirror): every step is tried, whatever the ones before
     did."""
     import mlflow
 
+    if isinstance(provenance, threading.Thread):  # its tags go in the recorder's last batch
+        provenance.join()
     stop_recording(recorder)
     if autolog:
         _try(lambda: mlflow.autolog(disable=True), "turning autolog off")
@@ -226,7 +240,8 @@ def _close(tracked, recorder, sink, outer, status, quiet, uploads, autolog, mirr
     sink.retry()
     if mirror:
         mirror.close(status, tracked.end_time, None if sink.offline else sink.run_id,
-                     sink.connection.client(), {SOURCE_ARTIFACT, TRACEBACK_ARTIFACT})
+                     sink.connection.client(),
+                     {SOURCE_ARTIFACT, TRACEBACK_ARTIFACT, *PROVENANCE_ARTIFACTS})
         tracked.linked_url = mirror.url
     for each in filter(None, (sink, mirror and mirror.sink)):
         if not each.saved:
@@ -452,49 +467,49 @@ def _end_runs(run_id: str, outer_id: str | None, status: str) -> Exception | Non
     return failures[0] if failures else None
 
 
-def _keep_texts(sink: RunSink, run, mirror: Mirror | None, text: str, name: str
-                ) -> list[threading.Thread | None]:
-    """Keep ``text`` as the artifact ``name`` of the run, and of its mirror."""
-    kept = [_keep_text(sink, run, text, name)]
+def _keep_texts(sink: RunSink, run, mirror: Mirror | None, text: str, name: str,
+                background: bool = True) -> list[threading.Thread | None]:
+    """Keep ``text`` as the artifact ``name`` of the run, and of its mirror (uploaded in
+    threads of their own, or, not ``background``, in this one)."""
+    kept = [_keep_text(sink, run, text, name, background)]
     if mirror:
-        kept.append(_keep_text(mirror.sink, mirror.run, text, name))
+        kept.append(_keep_text(mirror.sink, mirror.run, text, name, background))
     return kept
 
 
-def _keep_text(sink: RunSink, run, text: str, name: str) -> threading.Thread | None:
-    """Keep ``text`` as the artifact ``name``: uploaded in the background, or journaled."""
+def _keep_text(sink: RunSink, run, text: str, name: str, background: bool = True
+               ) -> threading.Thread | None:
+    """Keep ``text`` as the artifact ``name``: uploaded, or journaled."""
     if sink.offline:
         sink.keep_artifact(name, text)
         return None
-    return _upload_text(sink, run, text, name)
+    if not background:
+        _upload(sink, run, text, name)
+        return None
+    thread = threading.Thread(target=_upload, args=(sink, run, text, name), daemon=True)
+    thread.start()
+    return thread
 
 
-def _upload_text(sink: RunSink, run: ActiveRun, text: str, name: str) -> threading.Thread:
-    """Log ``text`` as the artifact ``name`` in the background, straight to the run's artifact
-    store (no lookup of the run first), so that it costs the cell no round trip."""
+def _upload(sink: RunSink, run: ActiveRun, text: str, name: str) -> None:
+    """Log ``text`` as the artifact ``name``, straight to the run's artifact store (no lookup
+    of the run first), so that it costs the cell no round trip; journaled if it fails."""
     from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
     from mlflow.store.artifact.local_artifact_repo import LocalArtifactRepository
 
-    tracking_uri = sink.connection.tracking_uri
-
-    def upload() -> None:
-        try:
-            repository = get_artifact_repository(run.info.artifact_uri, tracking_uri)
-            if isinstance(repository, LocalArtifactRepository):  # a folder: write in place
-                folder = Path(repository.artifact_dir)
-                folder.mkdir(parents=True, exist_ok=True)
-                (folder / name).write_text(text, encoding="utf-8")
-                return
-            with tempfile.TemporaryDirectory() as folder, temporary_env(SHORT_RETRIES):
-                path = Path(folder) / name
-                path.write_text(text, encoding="utf-8")
-                repository.log_artifact(str(path))
-        except Exception as error:
-            sink.keep_artifact(name, text, error)
-
-    thread = threading.Thread(target=upload, daemon=True)
-    thread.start()
-    return thread
+    try:
+        repository = get_artifact_repository(run.info.artifact_uri, sink.connection.tracking_uri)
+        if isinstance(repository, LocalArtifactRepository):  # a folder: write in place
+            folder = Path(repository.artifact_dir)
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / name).write_text(text, encoding="utf-8")
+            return
+        with tempfile.TemporaryDirectory() as folder, temporary_env(SHORT_RETRIES):
+            path = Path(folder) / name
+            path.write_text(text, encoding="utf-8")
+            repository.log_artifact(str(path))
+    except Exception as error:
+        sink.keep_artifact(name, text, error)
 
 
 def _source_tags(namespace: Mapping | None) -> dict[str, str]:
