@@ -192,6 +192,9 @@ def test_every_readme_example_runs_and_leaves_a_tidy_notebook(workdir, server):
 
 
 def test_every_readme_cell_is_run_here_or_said_where_it_runs():
+    mixed = [cell for cell in readme_cells() if cell.startswith("%%")
+             and re.search(r"^%[a-z]", cell, flags=re.M)]
+    assert not mixed, f"a README block holds a cell magic and line magics: split it: {mixed}"
     keys = {key(cell) for cell in readme_cells()}
     assert not set(ELSEWHERE) - keys, "ELSEWHERE names lines the README no longer has"
     assert not set(GIVEN) - {k for k in GIVEN if any(c.startswith(k) for c in keys)}
