@@ -196,7 +196,7 @@ def test_workspace_of_a_server_hides_its_password(shell, mlflow_server):
     [
         ("%aml_show nobody", "NotFound: no run 'nobody' (id or name) in the experiment"),
         ("%aml_show slow --download nothing.txt", "NotFound: the run slow has no artifact or "
-         "logged model file 'nothing.txt'. It has: cell.py, notes/readme.txt."),
+         "logged model file 'nothing.txt'. It has: cell.py, notes/readme.txt"),  # and more
         ("%aml_compare slow", "InvalidInput: compare needs two runs or more"),
         ("%aml_compare slow fast --metric accuracy", "NotFound: none of these runs has the "
          "metric 'accuracy'"),

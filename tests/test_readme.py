@@ -101,7 +101,7 @@ GIVEN = {  # run before the first README cell that starts with the key
     "%aml_show": SGD,  # the run 'sgd' the README compares with
 }
 TRAINING = ('model = Ridge().fit(X_train, y_train)\n'
-            'mlflow.sklearn.log_model(model, name="model", input_example=X_train.head(3))')
+            'info = mlflow.sklearn.log_model(model, name="model", input_example=X_train.head(3))')
 NOISE = re.compile(r"Traceback|WARNING|Warning:|warn\(|log4j|\[Stage \d|🏃|🧪|View run|"
                    r"View experiment|Downloading artifacts|it/s\]|\d+%\|| at 0x[0-9a-f]+>")
 
