@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -157,6 +157,15 @@ def write_table(scored: Any, output: str, mode: str | None, existed: bool,
     rows = session.table(output).count() - before
     how = {"append": "appended", "overwrite": "overwritten"}[mode] if existed else "new table"
     return WrittenTable(output, rows, model, how)
+
+
+def job_canceller(session) -> Callable[[], object]:
+    """What cancels ``session``'s running jobs: its SparkContext's ``cancelAllJobs``, or
+    ``interruptAll`` on Spark Connect (which has no SparkContext)."""
+    try:
+        return session.sparkContext.cancelAllJobs
+    except Exception:
+        return session.interruptAll
 
 
 def spark_reason(error: BaseException) -> str:
