@@ -15,6 +15,7 @@ from typing import Any
 
 from mlmagic.base.display import card, quiet_loggers
 from mlmagic.base.errors import InvalidInput, MissingExtra, MlmagicError, NotFound
+from mlmagic.base.failures import raised_in
 from mlmagic.base.library_log import library_output
 
 WRITE_MODES = ("append", "overwrite")
@@ -170,7 +171,10 @@ def job_canceller(session) -> Callable[[], object]:
 
 def spark_reason(error: BaseException) -> str:
     """Spark's reason for refusing, in one line: the first line of its message, without the
-    SQL state or the JVM's stack."""
+    SQL state or the JVM's stack; for a Python worker's exception (the model's), that."""
+    raised = raised_in(str(error))
+    if raised:
+        return f"a Python worker raised {raised}"[:300]
     lines = [line.strip() for line in str(error).splitlines() if line.strip()]
     reason = lines[0] if lines else type(error).__name__
     return reason.split(" SQLSTATE:")[0].rstrip(";. ")[:300]
