@@ -4,7 +4,9 @@ scoring route that runs the real MLflow model behind Azure ML's input_data proto
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import subprocess
 import sys
 
@@ -26,12 +28,20 @@ from mlmagic.core.session import new_session
 
 def test_online_deploy_predict_update_and_undeploy(priced, azure, capsys):
     version = latest_price_version(azure)
-    card = repr(priced.run_line_magic(
-        "aml_deploy", f"price:{version} --target online --endpoint price-api"))
+    summary = priced.run_line_magic(
+        "aml_deploy", f"price:{version} --target online --endpoint price-api")
+    card = repr(summary)
     assert "endpoint price-api: ready" in card and "/score/price-api" in card
     assert f"endpoints/realtime/price-api/detail?{WSID}" in card
     assert azure.online.endpoints["price-api"]["properties"]["traffic"] == {"blue": 100}
     assert azure.online.keys["price-api"] not in card  # the key is never shown
+    # the card's curl line, pasted into a shell with the key in $ENDPOINT_KEY, is answered
+    [line] = [row for label, row in summary.rows if label == "try it"]
+    assert "[...]" not in line and "$ENDPOINT_KEY" in line, line
+    pasted = subprocess.run(line, shell=True, capture_output=True, text=True, timeout=60, env={
+        **os.environ, "ENDPOINT_KEY": azure.online.keys["price-api"],
+        "CURL_CA_BUNDLE": str(azure.certificate)})
+    assert pasted.returncode == 0 and json.loads(pasted.stdout) == pytest.approx([-20.0]), pasted
     predictions = priced.run_line_magic("aml_predict", "price-api houses")
     assert predictions.round(6).tolist() == [0.0, 10.0]  # 10 * rooms - age
     polls = [r for r in azure.requests if "/mfeOperationsStatus/" in r.path]

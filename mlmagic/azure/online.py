@@ -94,8 +94,9 @@ def deploy_to(model, name: str, connection, timeout: float, *, target: str, new_
     return Endpoint(name, target, str(model), scoring_uri, {
         "deployment": slot, "workspace": workspace,
         "studio": workspace.studio_link(f"endpoints/realtime/{name}/detail"),
-        "try": f"POST {scoring_uri} with Authorization: Bearer <key> and "
-               '{"input_data": {"columns": [...], "data": [[...]]}}',
+        "protocol": "input_data", "key variable": "ENDPOINT_KEY",
+        "key hint": f"set ENDPOINT_KEY to its key: az ml online-endpoint get-credentials -n "
+                    f"{name}",
     }, handle=client.online_endpoints.get_keys(name).primary_key)
 
 

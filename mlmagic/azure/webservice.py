@@ -254,10 +254,11 @@ def _kind(service) -> str:
 
 def _as_endpoint(service, workspace) -> Endpoint:
     models = ", ".join(f"{model.name}:{model.version}" for model in service.models or [])
-    signed = " with Authorization: Bearer <key> and" if service.auth_enabled else " with"
+    signed = {"key variable": "ENDPOINT_KEY",
+              "key hint": "set ENDPOINT_KEY to its key (the service's Consume page in studio)"
+              } if service.auth_enabled else {}
     return Endpoint(service.name, _kind(service), models, service.scoring_uri, {
         "workspace": workspace,
         "studio": workspace.studio_link(f"endpoints/realtime/{service.name}/detail"),
-        "try": f"POST {service.scoring_uri}{signed}"
-               ' {"input_data": {"columns": [...], "data": [[...]]}}',
+        "protocol": "input_data", **signed,
     })

@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import html
 import logging
+import math
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from contextvars import ContextVar
+from contextvars import ContextVar, copy_context
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from mlmagic.base.render import html_table
 
+T = TypeVar("T")
 MessageReceiver = Callable[[str, bool], None]
 _RECEIVER: ContextVar[MessageReceiver | None] = ContextVar("mlmagic_messages", default=None)
 
@@ -132,6 +135,36 @@ class Waiting:
         """End the progress line with what was done and how long it took."""
         progress(f"{message or self.doing + ': done'} after {self.elapsed:.0f} s", done=True)
         self._shown = False
+
+
+def with_progress(doing: str, work: Callable[[], T], *,
+                  cancel: Callable[[], object] | None = None, quiet_for: float = 1.0) -> T:
+    """Run ``work`` in a thread and return what it returns (or raise what it raises, here),
+    showing one progress line ("writing scored (4 s)") once it has taken ``quiet_for``
+    seconds, so a quick action shows none. An interrupt calls ``cancel`` (e.g. Spark's
+    cancelAllJobs) and is raised; work that cannot be cancelled ends in the background."""
+    from concurrent.futures import ThreadPoolExecutor
+    from concurrent.futures import TimeoutError as Pending
+
+    pool = ThreadPoolExecutor(1, thread_name_prefix="mlmagic-work")
+    future = pool.submit(copy_context().run, work)
+    pool.shutdown(wait=False)
+    try:
+        try:
+            return future.result(timeout=quiet_for)
+        except Pending:
+            pass
+        with Waiting(doing, timeout=math.inf, every=0.5, timed_out=TimeoutError) as wait:
+            for _ in wait:
+                if future.done():
+                    if future.exception() is None:
+                        wait.done()
+                    return future.result()
+    except KeyboardInterrupt:
+        if cancel is not None:
+            cancel()
+        raise
+    raise AssertionError("unreachable: Waiting without a time limit ended")
 
 
 @contextmanager

@@ -155,7 +155,7 @@ def answer_reason(body: bytes) -> str:
     if not isinstance(answer, dict):
         return refusal_reason(text)
     message = answer.get("message")
-    raised = _raised(answer.get("stack_trace"))
+    raised = raised_in(answer.get("stack_trace"))
     if raised and (not message or str(message).startswith(_UNEXPECTED)):
         return _shortened(f"the model raised {raised}")
     error = answer.get("error")
@@ -164,11 +164,20 @@ def answer_reason(body: bytes) -> str:
     return refusal_reason(str(message or error or text))
 
 
-def _raised(trace) -> str | None:
-    """The exception a Python traceback ends with ("ValueError: age must not be negative")."""
-    lines = [line for line in str(trace or "").splitlines() if line.strip()]
-    last = lines[-1].strip() if lines else ""
-    return last if re.match(r"^[\w.]+(Error|Exception|Warning)\b", last) else None
+def raised_in(trace) -> str | None:
+    """The exception a Python traceback ends with, in one line ("ValueError: age must not be
+    negative"; a message of several lines joined), or None: the last traceback's first line
+    that starts with an exception's name (its frames are indented)."""
+    lines = str(trace or "").rsplit("Traceback (most recent call last)", 1)[-1].splitlines()
+    for index, line in enumerate(lines):
+        if re.match(r"^[\w.]+(Error|Exception|Warning)\b", line):
+            message = [line.strip()]
+            for more in lines[index + 1:]:
+                if not more.strip() or more.strip().startswith("SQLSTATE"):
+                    break
+                message.append(more.strip())
+            return " ".join(message).split(" SQLSTATE:")[0].rstrip(" )")
+    return None
 
 
 def _unquoted(text: str) -> str:

@@ -141,8 +141,10 @@ def endpoint_summary(endpoint: Endpoint) -> Card:
         ("deployment", endpoint.details.get("deployment")),
         ("studio", endpoint.details.get("studio")),
         ("log", endpoint.details.get("log")),
-        ("try it", endpoint.details.get("try")
-         or curl_line(endpoint.url, endpoint.details.get("request"))),
+        ("try it", curl_line(endpoint.url, endpoint.details.get("request"),
+                             protocol=endpoint.details.get("protocol", "mlflow"),
+                             key_variable=endpoint.details.get("key variable"))),
+        ("key", endpoint.details.get("key hint")),
     )
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from mlmagic.base.env import temporary_env
 
 PLACEHOLDER = '{"dataframe_split": {"columns": ["<column>", ...], "data": [[<value>, ...]]}}'
+AZURE_PLACEHOLDER = '{"input_data": {"columns": ["<column>", ...], "data": [[<value>, ...]]}}'
 # A value of each MLflow column type that the type's parser takes.
 _SAMPLE_VALUES = {"double": 0.0, "float": 0.0, "long": 0, "integer": 0, "boolean": False,
                   "string": "", "binary": "", "datetime": "2024-01-01T00:00:00"}
@@ -34,10 +35,24 @@ def sample_request(model_uri: str) -> str | None:
     return json.dumps(_one_row(request)) if request else None
 
 
-def curl_line(url: str, body: str | None) -> str:
-    """A shell line that posts ``body`` (a placeholder without one) to ``url``."""
-    return (f"curl -s {shlex.quote(url)} -H 'Content-Type: application/json' "
+def curl_line(url: str, body: str | None, *, protocol: str = "mlflow",
+              key_variable: str | None = None) -> str:
+    """A shell line that posts ``body`` (a placeholder without one) to ``url``: in MLflow's
+    serving format, or in Azure ML's (``protocol="input_data"``); signed with the key the
+    environment variable ``key_variable`` holds, so the line itself holds no key."""
+    if protocol == "input_data":
+        body = _as_input_data(body) or AZURE_PLACEHOLDER
+    signed = f' -H "Authorization: Bearer ${key_variable}"' if key_variable else ""
+    return (f"curl -s {shlex.quote(url)} -H 'Content-Type: application/json'{signed} "
             f"-d {shlex.quote(body or PLACEHOLDER)}")
+
+
+def _as_input_data(body: str | None) -> str | None:
+    """A ``dataframe_split`` request in Azure ML's ``input_data`` form, or None."""
+    split = json.loads(body).get("dataframe_split") if body else None
+    if not isinstance(split, dict):
+        return None
+    return json.dumps({"input_data": {"columns": split.get("columns"), "data": split["data"]}})
 
 
 def _saved_request(model_uri: str, path: str) -> dict | None:

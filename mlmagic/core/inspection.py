@@ -7,10 +7,11 @@ import html
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mlmagic.base.display import Card, ShownAsCardPath, card, format_duration
+from mlmagic.base.display import Card, ShownAsCardPath, card, format_duration, with_progress
 from mlmagic.base.env import temporary_env
 from mlmagic.base.errors import InvalidInput, NotFound
 from mlmagic.base.failures import explain
@@ -185,13 +186,13 @@ def download_artifact(run: str, path: str, destination: str | Path = ".") -> Pat
         with temporary_env({"MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}):
             if _holds(run_artifact_paths(found, tracking_uri), wanted):
                 destination.mkdir(parents=True, exist_ok=True)
-                return Path(mlflow.artifacts.download_artifacts(
-                    run_id=found.info.run_id, artifact_path=wanted, dst_path=str(destination),
-                    tracking_uri=tracking_uri))
+                return Path(with_progress(f"downloading {wanted}", partial(
+                    mlflow.artifacts.download_artifacts, run_id=found.info.run_id,
+                    artifact_path=wanted, dst_path=str(destination), tracking_uri=tracking_uri)))
             location, inside, into = _in_logged_model(found, wanted, destination, path)
             into.mkdir(parents=True, exist_ok=True)
-            return Path(_repository(location, tracking_uri).download_artifacts(inside,
-                                                                               str(into)))
+            return Path(with_progress(f"downloading {wanted}", partial(
+                _repository(location, tracking_uri).download_artifacts, inside, str(into))))
     except MlflowException as error:
         raise NotFound(f"could not download '{path}': {error_line(error)}") from None
 

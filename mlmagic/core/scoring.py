@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
+from mlmagic.base.display import with_progress
 from mlmagic.base.env import temporary_env
 from mlmagic.base.errors import InvalidInput
 from mlmagic.base.failures import refusal_reason
@@ -18,6 +19,7 @@ from mlmagic.core.spark import (
     checked_output,
     existing_table,
     filtered,
+    job_canceller,
     quiet_spark,
     spark_reason,
     spark_session,
@@ -106,7 +108,10 @@ def _score_on_spark(ref: ModelRef, data, table: str | None, where: str | None,
         scored = frame.withColumn(column, udf(struct(*frame.columns)))
         if output_table is None:
             return scored
-        written = _written(scored, output_table, mode, existed, str(ref))
+        written = with_progress(
+            f"writing table {output_table}",
+            lambda: _written(scored, output_table, mode, existed, str(ref)),
+            cancel=job_canceller(session))
     return replace(written, library_output=library.shown)
 
 

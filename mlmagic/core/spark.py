@@ -8,13 +8,14 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 from mlmagic.base.display import card, quiet_loggers
 from mlmagic.base.errors import InvalidInput, MissingExtra, MlmagicError, NotFound
+from mlmagic.base.failures import raised_in
 from mlmagic.base.library_log import library_output
 
 WRITE_MODES = ("append", "overwrite")
@@ -159,9 +160,21 @@ def write_table(scored: Any, output: str, mode: str | None, existed: bool,
     return WrittenTable(output, rows, model, how)
 
 
+def job_canceller(session) -> Callable[[], object]:
+    """What cancels ``session``'s running jobs: its SparkContext's ``cancelAllJobs``, or
+    ``interruptAll`` on Spark Connect (which has no SparkContext)."""
+    try:
+        return session.sparkContext.cancelAllJobs
+    except Exception:
+        return session.interruptAll
+
+
 def spark_reason(error: BaseException) -> str:
     """Spark's reason for refusing, in one line: the first line of its message, without the
-    SQL state or the JVM's stack."""
+    SQL state or the JVM's stack; for a Python worker's exception (the model's), that."""
+    raised = raised_in(str(error))
+    if raised:
+        return f"a Python worker raised {raised}"[:300]
     lines = [line.strip() for line in str(error).splitlines() if line.strip()]
     reason = lines[0] if lines else type(error).__name__
     return reason.split(" SQLSTATE:")[0].rstrip(";. ")[:300]

@@ -352,3 +352,19 @@ def test_a_refused_token_is_told_apart_from_a_missing_permission(monkeypatch):
     monkeypatch.delenv("DATABRICKS_RUNTIME_VERSION")
     assert whose_credentials("http://127.0.0.1:5000") == "the credentials"
     assert "may not" in str(explain(forbidden, "http://127.0.0.1:5000"))
+
+
+def test_a_python_workers_exception_is_sparks_reason_in_one_line():
+    from mlmagic.core.spark import spark_reason
+
+    thrown = RuntimeError(  # as PySpark 4 passes on a pandas UDF's failure (abridged)
+        "[PYTHON_EXCEPTION] An exception was thrown from the Python worker: Traceback (most "
+        "recent call last):\n  File \"/site-packages/mlflow/pyfunc/__init__.py\", line 2791, in "
+        "udf\n    if scoring_server_proc is not None:\nValueError: The feature names should "
+        "match those that were passed during fit.\nFeature names unseen at fit time:\n- region"
+        "\n\n SQLSTATE: 38000)")
+    assert spark_reason(thrown) == (
+        "a Python worker raised ValueError: The feature names should match those that were "
+        "passed during fit. Feature names unseen at fit time: - region")
+    assert spark_reason(RuntimeError("[TABLE_OR_VIEW_NOT_FOUND] nope. SQLSTATE: 42P01\nmore")
+                        ) == "[TABLE_OR_VIEW_NOT_FOUND] nope"
