@@ -89,6 +89,14 @@ def mlflow_server(tmp_path_factory):
     server.stop()
 
 
+@pytest.fixture
+def server(tmp_path_factory):
+    """A real `mlflow server` of this test's own (its store empty), stopped after it."""
+    server = MlflowServer(tmp_path_factory.mktemp("mlflow-server")).start()
+    yield server
+    server.stop()
+
+
 def only_line(capsys) -> str:
     """The one line a failing magic printed (stdout and stderr together); fails otherwise."""
     captured = capsys.readouterr()

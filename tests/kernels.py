@@ -60,6 +60,12 @@ class Kernel:
         self.client.wait_for_ready(timeout=120)
         return self
 
+    def __enter__(self) -> Kernel:
+        return self.start()
+
+    def __exit__(self, *_) -> None:
+        self.stop()
+
     @property
     def pid(self) -> int:
         """The kernel's process id."""
@@ -109,6 +115,12 @@ class Kernel:
     def run(self, code: str, timeout: float = 300) -> Execution:
         """Run a cell and wait for it."""
         return self.wait(self.submit(code), timeout)
+
+    def set_up(self, *cells: str) -> None:
+        """Run cells that must succeed before what a test looks at (loading, connecting)."""
+        for cell in cells:
+            ran = self.run(cell)
+            assert ran.status == "ok", f"{cell}: {ran.text}"
 
     def value(self, expression: str) -> str:
         """What ``print(expression)`` shows in the kernel."""

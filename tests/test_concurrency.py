@@ -10,8 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
-from servers import MlflowServer, clean_environment
+from servers import clean_environment
 
 RUNS, POINTS = 5, 2000
 WRITER = """\
@@ -85,15 +84,6 @@ def _assert_complete(runs: dict[str, list], names: list[str]) -> None:
     assert sorted(runs) == sorted(names)
     for name, steps in runs.items():
         assert sorted(steps) == list(range(POINTS)), f"{name}: {len(steps)} points"
-
-
-@pytest.fixture
-def server(tmp_path):
-    folder = tmp_path / "server"
-    folder.mkdir()
-    server = MlflowServer(folder).start()
-    yield server
-    server.stop()
 
 
 def test_two_sessions_write_into_one_fresh_embedded_store(workdir):

@@ -16,7 +16,6 @@ import re
 from pathlib import Path
 
 import nbformat
-import pytest
 from nbclient import NotebookClient
 from servers import MlflowServer
 
@@ -167,16 +166,6 @@ def untidy(cell) -> list[str]:
             text = output.get("data", {}).get("text/plain", "")
             found += [line for line in text.splitlines() if NOISE.search(line)]
     return found
-
-
-@pytest.fixture
-def server(tmp_path):
-    """The MLflow server the README connects to, on a free port."""
-    root = tmp_path / "server"
-    root.mkdir()
-    server = MlflowServer(root).start()
-    yield server
-    server.stop()
 
 
 def test_every_readme_example_runs_and_leaves_a_tidy_notebook(workdir, server):

@@ -94,16 +94,12 @@ def test_a_notebook_scoring_on_spark_keeps_the_libraries_output_in_the_log(workd
     the stage progress bar and MLflow's env-manager lines go to the kernel's library log;
     the notebook shows the result, and the card names the log."""
     home = workdir.parent / "home"
-    kernel = Kernel(workdir, {**clean_environment(), "HOME": str(home)}).start()
-    try:
-        for cell in ("%load_ext mlmagic", "%aml_connect --experiment scoring", PRICE_CELL,
-                     f"import pandas as pd\nhouses = pd.DataFrame({HOUSES.to_dict('list')!r})"):
-            assert kernel.run(cell).status == "ok", cell
+    with Kernel(workdir, {**clean_environment(), "HOME": str(home)}) as kernel:
+        kernel.set_up("%load_ext mlmagic", "%aml_connect --experiment scoring", PRICE_CELL,
+                      f"import pandas as pd\nhouses = pd.DataFrame({HOUSES.to_dict('list')!r})")
         scored = kernel.run("%aml_score price --input houses --spark --output scored")
         shown = kernel.run("scored.toPandas()")
         written = kernel.run("%aml_score price --input houses --output-table scored_houses")
-    finally:
-        kernel.stop()
     for cell in (scored, shown, written):
         assert cell.status == "ok" and cell.noise == [], cell.text
     assert scored.outputs == []  # kept in a variable: nothing to show

@@ -10,9 +10,7 @@ import tempfile
 from pathlib import Path
 
 import mlflow
-import pytest
 from conftest import PRICE_CELL
-from servers import MlflowServer
 
 import mlmagic
 from mlmagic.core.journal import store_key
@@ -56,13 +54,6 @@ print("password:", os.environ.get("MLFLOW_TRACKING_PASSWORD"))
 print("tracking at:", mlflow.get_tracking_uri())
 mlflow.log_metric("done", 1)
 """
-
-
-@pytest.fixture
-def server(tmp_path_factory):
-    server = MlflowServer(tmp_path_factory.mktemp("secrets-server")).start()
-    yield server
-    server.stop()
 
 
 def test_no_secret_appears_anywhere_and_the_non_secrets_are_logged(

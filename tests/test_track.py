@@ -214,18 +214,13 @@ def test_with_the_summary_off_a_finished_cell_shows_nothing_in_a_notebook(mlflow
     from kernels import Kernel
     from servers import clean_environment
 
-    kernel = Kernel(workdir, {**clean_environment(), "HOME": str(workdir.parent / "home")})
-    try:
-        kernel.start()
-        for cell in ("%load_ext mlmagic", f"%aml_connect {mlflow_server} -e quiet",
-                     "%config MlMagic.show_summary = False"):
-            assert kernel.run(cell).status == "ok", cell
+    with Kernel(workdir, {**clean_environment(), "HOME": str(workdir.parent / "home")}) as kernel:
+        kernel.set_up("%load_ext mlmagic", f"%aml_connect {mlflow_server} -e quiet",
+                      "%config MlMagic.show_summary = False")
         silent = kernel.run("%%track --name silent\nx = 1")
         logged = kernel.run("import mlflow\n%config MlMagic.show_summary = True\n"
                             "print(mlflow.search_runs(experiment_names=['quiet'])"
                             "['tags.mlflow.runName'].tolist())")
-    finally:
-        kernel.stop()
     assert silent.status == "ok" and silent.outputs == []
     assert logged.text == "['silent']"
 

@@ -124,6 +124,7 @@ def _refresh(job: Job, client, connection, *, echo: bool, wait: bool) -> None:
     shown = 0
     while True:
         state = client.jobs.get(job.name).status
+        state = getattr(state, "value", state)  # an enum of str on some SDK versions
         job.status = STATES.get(state, "RUNNING")
         if echo and not job.done:
             progress(f"job {job.name}: {state}")
