@@ -130,15 +130,21 @@ def test_no_secret_is_kept_in_the_history_the_notebook_or_the_diff(
     secrets = {"env": "env-secret-4411", "history": "hist-secret-5522",
                "notebook": "nb-secret-6633", "diff": "diff-secret-7744",
                "notebook diff": "nbdiff-secret-8855", "remote": "remote-secret-9966",
-               "magic": "magic-secret-1077"}
+               "magic": "magic-secret-1077", "env file": "envfile-secret-2288",
+               "yaml": "yaml-secret-3399"}
     monkeypatch.setenv("MY_API_TOKEN", secrets["env"])
     monkeypatch.setenv("DEMO_PASSWORD", "")  # put back after the cell's %env sets it
     repository(workdir, remote=f"https://bob:{secrets['remote']}@example.com/org/repo.git")
     (workdir / "settings.py").write_text('password = "to be set"\n')
+    (workdir / ".env").write_text("API_TOKEN=\n")
+    (workdir / "config.yaml").write_text("db:\n  password:\n")
     notebook = saved_notebook(workdir / "analysis.ipynb", "x = 1")
-    git(workdir, "add", "settings.py", "analysis.ipynb")
+    git(workdir, "add", "settings.py", ".env", "config.yaml", "analysis.ipynb")
     git(workdir, "commit", "-q", "-m", "notebook")
     (workdir / "settings.py").write_text(f'password = "{secrets["diff"]}"\n')
+    # unquoted, as in a shell's or YAML's file
+    (workdir / ".env").write_text(f"export API_TOKEN={secrets['env file']}\n")
+    (workdir / "config.yaml").write_text(f"db:\n  password: {secrets['yaml']}\n")
     saved_notebook(notebook, "x = 1", f'api_key = "{secrets["notebook diff"]}"',
                    f'token = "{secrets["notebook"]}"\nprint(token, "{secrets["env"]}")',
                    output=f"{secrets['notebook']} {secrets['env']}\n")
@@ -154,6 +160,8 @@ def test_no_secret_is_kept_in_the_history_the_notebook_or_the_diff(
     assert [name for name, value in secrets.items() if value in everything] == []
     assert "token = '***'" in texts["history.py"] and "api_key = '***'" in texts["git.diff"]
     assert "password = '***'" in texts["git.diff"]
+    assert "+export API_TOKEN=***" in texts["git.diff"]
+    assert "+  password: ***" in texts["git.diff"]
     assert "greeting = 'hello ***'" in texts["history.py"]
 
 

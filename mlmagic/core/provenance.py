@@ -28,6 +28,7 @@ from pathlib import Path
 from mlmagic.base.display import notify
 from mlmagic.base.errors import InvalidInput
 from mlmagic.base.secrets import (
+    MIN_SECRET_LENGTH,
     REDACTED,
     error_line,
     is_secret_name,
@@ -59,6 +60,8 @@ NOT_REPLAYED = ("aml_deploy", "aml_undeploy", "aml_register", "aml_submit", "aml
                 "aml_predict", "aml_init_script", "aml_reproduce", "aml_panel")
 _NOT_REPLAYED = re.compile(
     r"^(\s*)((?:\w+\s*=\s*)?%(?:" + "|".join(NOT_REPLAYED) + r")\b.*)$", re.M)
+_UNQUOTED_PAIR = re.compile(r"""(?P<name>[A-Za-z_][\w.-]*)(?P<sep>\s*[:=]\s*)"""
+                            r"""(?P<value>[^\s'"*#][^\s'"]*)""")
 _MAGIC_PAIR = re.compile(r"""([\w.-]+)=("[^"]*"|'[^']*'|\S+)""")
 _JSON_STRING = re.compile(r'"((?:[^"\\]|\\.)*)"')
 
@@ -415,9 +418,25 @@ def _masked_diff(diff: str) -> tuple[str, list[str]]:
     for line in diff.split("\n"):
         if may_name_secret(line):
             line, found = _masked_line(line)
-            literals += found
+            line, unquoted = _masked_unquoted(line)
+            literals += [*found, *unquoted]
         lines.append(mask_url_credentials(line) if "@" in line else line)
     return "\n".join(lines), literals
+
+
+def _masked_unquoted(line: str) -> tuple[str, list[str]]:
+    """A diff line with the unquoted value of each secret-named ``NAME=VALUE`` or ``NAME:
+    VALUE`` masked (a shell's, an ``.env``'s, YAML's or an INI file's), and those values."""
+    values: list[str] = []
+
+    def mask(match: re.Match) -> str:
+        if not is_secret_name(match.group("name")):
+            return match.group(0)
+        values.append(match.group("value"))
+        return f"{match.group('name')}{match.group('sep')}{REDACTED}"
+
+    masked = _UNQUOTED_PAIR.sub(mask, line)
+    return masked, [value for value in values if len(value) >= MIN_SECRET_LENGTH]
 
 
 @functools.lru_cache(maxsize=8192)
