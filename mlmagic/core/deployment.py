@@ -9,6 +9,7 @@ from mlmagic.base.display import Card, card, notify
 from mlmagic.base.env import temporary_env
 from mlmagic.base.errors import InvalidInput, MlmagicError, NotFound
 from mlmagic.base.failures import refusal_reason
+from mlmagic.base.library_log import NO_PROGRESS_BARS
 from mlmagic.core import leases
 from mlmagic.core.connection import ensure_connected
 from mlmagic.core.copying import copy_version, needs_copy
@@ -61,7 +62,7 @@ def deploy(
     connection, copy_from = _through(module, connection)
     if hasattr(module, "check"):
         module.check(name, connection)
-    with temporary_env({"MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}):
+    with temporary_env(NO_PROGRESS_BARS):
         _check_servable(ref)
         example, expected = _expected_predictions(ref, check)
         request = sample_request(ref.uri)

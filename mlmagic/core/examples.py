@@ -10,6 +10,7 @@ import tempfile
 from pathlib import Path
 
 from mlmagic.base.env import temporary_env
+from mlmagic.base.library_log import NO_PROGRESS_BARS
 
 PLACEHOLDER = '{"dataframe_split": {"columns": ["<column>", ...], "data": [[<value>, ...]]}}'
 AZURE_PLACEHOLDER = '{"input_data": {"columns": ["<column>", ...], "data": [[<value>, ...]]}}'
@@ -59,7 +60,7 @@ def _saved_request(model_uri: str, path: str) -> dict | None:
     from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
 
     with tempfile.TemporaryDirectory() as folder, \
-            temporary_env({"MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}):
+            temporary_env(NO_PROGRESS_BARS):
         local = get_artifact_repository(model_uri).download_artifacts(path, folder)
         request = json.loads(Path(local).read_text())
     return request if isinstance(request, dict) else None

@@ -15,6 +15,7 @@ from mlmagic.base.display import Card, ShownAsCardPath, card, format_duration, w
 from mlmagic.base.env import temporary_env
 from mlmagic.base.errors import InvalidInput, NotFound
 from mlmagic.base.failures import explain
+from mlmagic.base.library_log import NO_PROGRESS_BARS
 from mlmagic.base.render import chart, html_table, shortened
 from mlmagic.base.secrets import error_line, redact_uri
 from mlmagic.core.connection import ensure_connected
@@ -157,7 +158,7 @@ def _flavors(location: str, tracking_uri: str) -> str:
 
     repository = _repository(location, tracking_uri)
     with tempfile.TemporaryDirectory() as folder, \
-            temporary_env({"MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}):
+            temporary_env(NO_PROGRESS_BARS):
         try:
             text = Path(repository.download_artifacts("MLmodel", folder)).read_text()
         except (MlflowException, OSError):
@@ -183,7 +184,7 @@ def download_artifact(run: str, path: str, destination: str | Path = ".") -> Pat
     found = find_run(run)
     tracking_uri = ensure_connected().tracking_uri
     try:
-        with temporary_env({"MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}):
+        with temporary_env(NO_PROGRESS_BARS):
             if _holds(run_artifact_paths(found, tracking_uri), wanted):
                 destination.mkdir(parents=True, exist_ok=True)
                 return Path(with_progress(f"downloading {wanted}", partial(

@@ -20,6 +20,7 @@ from mlmagic.base.display import Card, card, silenced
 from mlmagic.base.env import temporary_env
 from mlmagic.base.errors import InvalidInput, NotFound
 from mlmagic.base.failures import explain
+from mlmagic.base.library_log import NO_PROGRESS_BARS
 from mlmagic.base.secrets import error_line
 from mlmagic.core.connection import ensure_connected
 from mlmagic.core.copying import REGISTRY_LOGGERS, Copied, azureml_target, copy_version
@@ -320,7 +321,7 @@ def _check_model_at(source: str):
     from mlflow.models import get_model_info
 
     try:
-        with temporary_env({"MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}):
+        with temporary_env(NO_PROGRESS_BARS):
             return get_model_info(source)
     except (MlflowException, OSError) as error:
         if explain(error, ensure_connected().tracking_uri) is not None:

@@ -13,6 +13,7 @@ from pathlib import Path
 from mlmagic.base.display import Card, card
 from mlmagic.base.env import temporary_env
 from mlmagic.base.errors import InvalidInput, NotFound
+from mlmagic.base.library_log import NO_PROGRESS_BARS
 from mlmagic.core.connection import ensure_connected
 from mlmagic.core.inspection import find_run
 from mlmagic.core.interactive import interactive
@@ -124,7 +125,7 @@ def _download(found, names: set[str], tracking_uri: str) -> dict[str, str]:
     repository = get_artifact_repository(found.info.artifact_uri, tracking_uri=tracking_uri)
     texts = {}
     with tempfile.TemporaryDirectory() as folder, \
-            temporary_env({"MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}):
+            temporary_env(NO_PROGRESS_BARS):
         for name in sorted(names):
             local = repository.download_artifacts(name, folder)
             texts[name] = Path(local).read_text(encoding="utf-8")

@@ -11,7 +11,7 @@ from mlmagic.base.display import with_progress
 from mlmagic.base.env import temporary_env
 from mlmagic.base.errors import InvalidInput
 from mlmagic.base.failures import refusal_reason
-from mlmagic.base.library_log import library_output
+from mlmagic.base.library_log import NO_PROGRESS_BARS, library_output
 from mlmagic.core.connection import ensure_connected
 from mlmagic.core.interactive import interactive
 from mlmagic.core.registry import ModelRef, resolve_model
@@ -97,7 +97,7 @@ def _score_on_spark(ref: ModelRef, data, table: str | None, where: str | None,
 
     session = spark_session()
     _check_cluster(session)
-    with quiet_spark(), temporary_env({"MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}), \
+    with quiet_spark(), temporary_env(NO_PROGRESS_BARS), \
             library_output("scoring", tracking_uri) as library:
         frame = _input_frame(session, data, table, where)
         existed = output_table is not None and checked_output(session, output_table, table,
